@@ -1,0 +1,82 @@
+"""Typed schemas behind the YAML in conf/ (Hydra structured configs): a misspelt key or a value of the
+wrong type fails when the config is composed, before anything runs. Group nodes mirror the code:
+`model` -> fastdrop.models, `data` -> fastdrop.data, `strategy` -> fastdrop.strategies, `optim` -> the
+trainer's optimiser and LR schedule. Run-level keys (seed, epochs, batch_size, precision, ...) are top level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+PRECISIONS = ("32-true", "64-true", "bf16-mixed")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    width: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    root: str = "data"
+    download: bool = False
+    train_subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    augment: bool = False
+    image_size: Optional[int] = None  # imagenette only: 160 (the 160 px release) or 320
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class CacheConfig:
+    backend: str = "auto"  # auto | device | host | disk
+    dtype: str = "auto"    # auto (compute dtype; bf16 under bf16-mixed) | fp32 | fp16 | bf16
+    views: int = 1         # stored augmented views per image (1 = un-augmented only)
+
+
+@dataclass
+class StrategyConfig:
+    name: str = MISSING
+    policy: str = "learn_and_drop"    # learn_and_drop | schedule | none
+    candidates: str = "eq4"           # eq4 | max_prefix_sum
+    warmup: int = 5
+    schedule: Dict[int, int] = field(default_factory=dict)  # epoch -> leading units cut from then on
+    scores: bool = True               # accumulate gradient scores (off only to measure their cost)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    milestones: List[int] = field(default_factory=list)  # epochs after which lr *= gamma
+    gamma: float = 0.1
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 256
+    precision: str = "32-true"        # 32-true | 64-true | bf16-mixed (PyTorch Lightning's names)
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    channels_last: Optional[bool] = None  # default: on for CUDA
+    results_dir: str = "results"
+    resume: bool = False
+    progress: bool = True
+    tag: str = ""                     # free text stored in the row (e.g. which data copy was used)
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="fastdrop_schema", node=Config)

@@ -1,0 +1,104 @@
+"""A network as an ordered chain of units, the object Learn&Drop cuts (paper Sect. 3.2, Figs. 2 and 4).
+
+Every unit owns exactly one convolution layer (with the BN, ReLU and pooling that follow it); the last
+unit is the classifier. Units map a *state* to a state, where a state is a tuple of tensors: one tensor
+between plain layers, two inside a residual block (the branch activation and the skip tensor), so the
+chain can be cut between any two convolutions, also in the middle of a ResNet block (Fig. 4). Freezing
+and Dropping only ever say "units [0, n) are cut", whatever the network is.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+State = tuple  # tuple[torch.Tensor, ...]
+
+
+class Unit(nn.Module):
+    """One step of the chain. Subclasses implement `forward(state) -> state`."""
+
+    def conv_weights(self) -> list[nn.Parameter]:
+        """The convolution weights whose gradients score this unit (Eq. 2)."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+
+
+class SeqUnit(Unit):
+    """A plain stack of layers acting on a single-tensor state."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, state: State) -> State:
+        (x,) = state
+        return (self.body(x),)
+
+
+class Chain(nn.Module):
+    """Ordered units; `units[:-1]` are conv units (the ones that can be cut), `units[-1]` the classifier."""
+
+    def __init__(self, units: Sequence[Unit], names: Sequence[str]):
+        super().__init__()
+        if len(units) != len(names) or len(units) < 2:
+            raise ValueError("a chain needs at least one conv unit and a classifier, with one name each")
+        self.units = nn.ModuleList(units)
+        self.names = list(names)
+        for u, n in zip(units[:-1], names[:-1]):
+            if not u.conv_weights():
+                raise ValueError(f"unit {n!r} holds no convolution; every unit but the classifier must")
+
+    @property
+    def n_conv(self) -> int:
+        return len(self.units) - 1
+
+    def run(self, state: State, start: int = 0, end: int | None = None) -> State:
+        for u in self.units[start:end]:
+            state = u(state)
+        return state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run((x,))[0]
+
+    def unit_parameters(self, start: int = 0, end: int | None = None) -> Iterable[nn.Parameter]:
+        for u in self.units[start:end]:
+            yield from u.parameters()
+
+
+def as_chain(model: nn.Module, names: Sequence[str] | None = None) -> Chain:
+    """Make a user's `nn.Sequential` of conv blocks into a chain (the fine-tuning use case).
+
+    Each child that contains a convolution starts a new unit; children without one (pooling, dropout)
+    join the unit before them; the children after the last convolution form the classifier.
+    """
+    if isinstance(model, Chain):
+        return model
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"as_chain takes an nn.Sequential of conv blocks (or a Chain), not {type(model).__name__}")
+
+    def has_conv(m):
+        return any(isinstance(x, nn.modules.conv._ConvNd) for x in m.modules())
+
+    groups: list[list[nn.Module]] = []
+    lead: list[nn.Module] = []
+    for child in model.children():
+        if has_conv(child):
+            groups.append(lead + [child])
+            lead = []
+        elif groups:
+            groups[-1].append(child)
+        else:
+            lead.append(child)  # e.g. a normalisation layer before the first conv
+    if not groups:
+        raise ValueError("the Sequential holds no convolution: nothing to score or drop")
+    # Everything after the last conv-holding child is the classifier.
+    last = groups[-1]
+    k = max(i for i, m in enumerate(last) if has_conv(m))
+    head, tail = last[: k + 1], last[k + 1:]
+    groups[-1] = head
+    if not tail:
+        raise ValueError("the Sequential has no layers after its last convolution to act as the classifier")
+    units = [SeqUnit(*g) for g in groups] + [SeqUnit(*tail)]
+    names = list(names) if names else [f"conv{i}" for i in range(len(groups))] + ["classifier"]
+    return Chain(units, names)

@@ -1,0 +1,173 @@
+"""What every strategy shares: the hooks the trainer calls, scoring, and the cut decisions.
+
+The trainer only ever calls `begin_epoch`, `batches`, `forward`, `after_backward`, `end_epoch` and
+`epoch_stats`; a strategy differs from another only in what a cut does (`_apply_cut`) and where its
+batches come from. `n_cut` counts the leading conv units cut (frozen or dropped); the scores of the
+units cut are stored as they were when cut, for the median rule (Sect. 3.2, step 2).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..data import ImageData
+from ..models import Chain
+from . import policy
+from .scores import ScoreAccumulator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What a strategy needs to know about the run, built once by the trainer."""
+    device: torch.device
+    dtype: torch.dtype = torch.float32          # parameter / input dtype (float64 under 64-true)
+    autocast: str | None = None                 # "bf16" for bf16-mixed
+    seed: int = 0
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    run_dir: Path = Path(".")
+    channels_last: bool = False
+    unit_macs: list = field(default_factory=list)  # forward MACs per sample, per unit
+
+    def autocast_ctx(self):
+        if self.autocast == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def generator(self, epoch: int, stream: int, device=None) -> torch.Generator:
+        # One independent, reproducible stream per (seed, epoch, purpose): resumed runs see the same batches.
+        g = torch.Generator(device=device or "cpu")
+        g.manual_seed((self.seed * 1_000_003 + epoch * 101 + stream) % (2 ** 63))
+        return g
+
+
+class Strategy:
+    name = "base"
+    cuts = True  # whether the policy's decisions are applied
+
+    def __init__(self, cfg, chain: Chain, data: ImageData, ctx: RunContext):
+        self.cfg, self.chain, self.data, self.ctx = cfg, chain, data, ctx
+        self.n_cut = 0
+        self.cut_history: list[tuple[int, int]] = []  # (epoch, n_cut after it)
+        self.dropped_z: list[float] = []
+        self.last_scores: dict = {}
+        self.scorer = self._make_scorer() if cfg.scores else None
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def _make_scorer(self):
+        return ScoreAccumulator([u.conv_weights() for u in self.chain.units[self.n_cut: self.chain.n_conv]])
+
+    def after_backward(self) -> None:
+        if self.scorer is not None:
+            self.scorer.accumulate()
+
+    # -- data -------------------------------------------------------------------------------------
+    def _image_state(self, idx: torch.Tensor, gen: torch.Generator | None) -> tuple:
+        x = self.data.normalize(self.data.train.x[idx], self.ctx.dtype)
+        if self.data.augment and gen is not None:
+            x = self.data.random_crop_flip(x, gen)
+        if self.ctx.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x,)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(len(self.data.train), generator=self.ctx.generator(epoch, 0))
+
+    def _batch_slices(self, n: int) -> Iterator[slice]:
+        bs = self.ctx.batch_size
+        for i in range(0, n, bs):
+            if n - i >= 2:  # a 1-sample batch would break batch norm in train mode
+                yield slice(i, min(i + bs, n))
+
+    def batches(self, epoch: int) -> Iterator[tuple[tuple, torch.Tensor]]:
+        perm = self._permutation(epoch).to(self.data.train.y.device)
+        gen = self.ctx.generator(epoch, 1, device=self.data.train.x.device) if self.data.augment else None
+        for s in self._batch_slices(len(perm)):
+            idx = perm[s]
+            yield self._image_state(idx, gen), self.data.train.y[idx]
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def begin_epoch(self, epoch: int) -> float:
+        """Put the chain in training mode for this epoch; returns seconds spent building caches."""
+        self.chain.train()
+        if self.scorer is not None:
+            self.scorer.reset()
+        return 0.0
+
+    def forward(self, state: tuple) -> torch.Tensor:
+        return self.chain.run(state)[0]
+
+    def end_epoch(self, epoch: int) -> dict:
+        """Scores of the epoch (Eqs. 1-3) and, after warm-up, the cut decision (Eq. 4, median rule)."""
+        out = {}
+        if self.scorer is None:
+            return out
+        p, a = self.scorer.finish()
+        names = self.chain.names[self.n_cut: self.chain.n_conv]
+        z = policy.standardise(p)
+        out["scores"] = dict(zip(names, p))
+        out["scores_std"] = dict(zip(names, z))
+        out["aapd"] = dict(zip(names, a))
+        if self.cuts:
+            new = self._decide(epoch, p)
+            if new > self.n_cut:
+                log.info("epoch %d: cutting %s (%s)", epoch, ", ".join(self.chain.names[self.n_cut:new]), self.name)
+                self.dropped_z += z[: new - self.n_cut]
+                self.cut(new, epoch)
+        return out
+
+    def _decide(self, epoch: int, p_head: list[float]) -> int:
+        cfg = self.cfg
+        if cfg.policy == "schedule":
+            return policy.schedule_cut({int(k): int(v) for k, v in cfg.schedule.items()}, epoch, self.n_cut,
+                                       self.chain.n_conv)
+        if cfg.policy == "learn_and_drop" and epoch > cfg.warmup:
+            n, _ = policy.decide(p_head, self.dropped_z, cfg.candidates)
+            return self.n_cut + n
+        return self.n_cut
+
+    def cut(self, n: int, epoch: int | None = None) -> None:
+        for p in self.chain.unit_parameters(0, n):
+            p.requires_grad_(False)
+            p.grad = None
+        self.n_cut = n
+        if epoch is not None:
+            self.cut_history.append((epoch, n))
+        if self.scorer is not None:
+            self.scorer = self._make_scorer()
+        self._apply_cut(n)
+
+    def _apply_cut(self, n: int) -> None:
+        pass
+
+    # -- reporting --------------------------------------------------------------------------------
+    @property
+    def first_run_unit(self) -> int:
+        """Index of the first unit executed in the training forward pass."""
+        return 0
+
+    def epoch_stats(self) -> dict:
+        return {
+            "dropped_units": self.chain.names[: self.n_cut],
+            "trained_params": sum(p.numel() for p in self.chain.unit_parameters(self.n_cut)),
+            "fwd_macs_per_sample": int(sum(self.ctx.unit_macs[self.first_run_unit:])),
+        }
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "dropped_z": self.dropped_z}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.dropped_z = list(sd["dropped_z"])
+        for epoch, n in sd["cut_history"]:
+            self.cut(n, epoch)
+
+    def close(self) -> None:
+        pass

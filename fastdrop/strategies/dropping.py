@@ -1,0 +1,138 @@
+"""Dropping (Learn&Drop, Sect. 3.2-3.3): the cut units leave the training loop altogether.
+
+At the first epoch after a cut, the newly dropped units run once over the training split (eval mode, no
+grad) and their output states go into a feature cache; the head then trains on cached states, batched by
+the same index permutation the images would have used. A later cut runs only the newly dropped units
+over the cached states (incremental), never the whole tail from the images. Evaluation always uses the
+full chain. The time spent building caches is reported as `cache_time_s` and counted in T.
+
+Augmentation: cached states cannot be re-augmented. With `cache.views=1` (default) the cache holds the
+un-augmented split and the head sees the same tail output of each image every epoch. With K views the
+cache holds, per image, view 0 = the image, view 1 = its horizontal flip, views 2.. = random crops (with
+random flips); each epoch one view per sample is drawn, so augmentation survives at K x cache memory.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from .base import Strategy
+from .cache import DTYPES, FeatureCache, human_bytes
+
+log = logging.getLogger(__name__)
+
+
+class Dropping(Strategy):
+    name = "dropping"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.cache: FeatureCache | None = None
+        self.cache_units = 0  # units the cached states have passed through
+
+    # -- cache ------------------------------------------------------------------------------------
+    def _cache_dtype(self) -> torch.dtype:
+        d = self.cfg.cache.dtype
+        if d == "auto":
+            return torch.bfloat16 if self.ctx.autocast == "bf16" else self.ctx.dtype
+        return DTYPES[d]
+
+    def _views(self) -> int:
+        return max(1, int(self.cfg.cache.views))
+
+    def _source_states(self, rows: torch.Tensor) -> tuple:
+        """States feeding the units being dropped now: images (views drawn on the fly) or the old cache."""
+        if self.cache is not None:
+            return self.cache.gather(rows.to(self.cache.index_device), self.ctx.dtype)
+        n = len(self.data.train)
+        view, sample = rows // n, rows % n
+        dev = self.data.train.x.device
+        view, sample = view.to(dev), sample.to(dev)
+        x = self.data.normalize(self.data.train.x[sample], self.ctx.dtype)
+        v = int(view[0])  # chunks never straddle views (see _build)
+        if v == 1:
+            x = x.flip(-1)
+        elif v >= 2:
+            x = self.data.random_crop_flip(x, self.ctx.generator(v, 2, device=dev))
+        if self.ctx.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x,)
+
+    def _build(self, upto: int) -> None:
+        n, k = len(self.data.train), self._views()
+        rows_total = n * k
+        chunk = self.ctx.eval_batch_size
+        start_unit = self.cache_units
+        for u in self.chain.units[start_unit:upto]:
+            u.eval()
+        new = None
+        with torch.no_grad(), self.ctx.autocast_ctx():
+            for v in range(k):
+                for s in range(0, n, chunk):
+                    rows = torch.arange(v * n + s, v * n + min(s + chunk, n))
+                    state = self.chain.run(self._source_states(rows), start_unit, upto)
+                    if new is None:
+                        new = FeatureCache(rows_total, [tuple(t.shape[1:]) for t in state], self._cache_dtype(),
+                                           self.ctx.device, self.cfg.cache.backend,
+                                           self.ctx.run_dir / "feature_cache" / f"cut{upto}")
+                    new.write(int(rows[0]), state)
+        if self.cache is not None:
+            self.cache.close()
+        self.cache, self.cache_units = new, upto
+        log.info("cached the output of %s: %d state(s) x %d rows, %s on %s", self.chain.names[upto - 1],
+                 len(new.shapes), rows_total, human_bytes(new.nbytes), new.backend)
+
+    def begin_epoch(self, epoch: int) -> float:
+        super().begin_epoch(epoch)
+        if self.cache_units == self.n_cut:
+            return 0.0
+        if self.ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        # Replay the cuts in order so a resumed run rebuilds exactly the cache it had (same rounding).
+        for _, n in self.cut_history:
+            if n > self.cache_units:
+                self._build(n)
+        if self.ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.chain.train()
+        return time.perf_counter() - t0
+
+    # -- training ---------------------------------------------------------------------------------
+    def batches(self, epoch: int):
+        if self.cache is None:
+            yield from super().batches(epoch)
+            return
+        n = len(self.data.train)
+        perm = self._permutation(epoch)
+        k = self._views()
+        if k > 1:
+            view = torch.randint(0, k, (n,), generator=self.ctx.generator(epoch, 3))
+            rows_all = view[perm] * n + perm
+        else:
+            rows_all = perm
+        rows_all = rows_all.to(self.cache.index_device)
+        perm = perm.to(self.data.train.y.device)
+        for s in self._batch_slices(n):
+            yield self.cache.gather(rows_all[s], self.ctx.dtype), self.data.train.y[perm[s]]
+
+    def forward(self, state: tuple) -> torch.Tensor:
+        return self.chain.run(state, self.cache_units)[0]
+
+    @property
+    def first_run_unit(self) -> int:
+        return self.cache_units
+
+    def epoch_stats(self) -> dict:
+        out = super().epoch_stats()
+        if self.cache is not None:
+            out["cache_backend"] = self.cache.backend
+            out["cache_bytes"] = self.cache.nbytes
+        return out
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None

@@ -1,0 +1,97 @@
+"""The Learn&Drop decision rule as pure functions of score vectors (paper Sect. 3.1-3.2, Algorithm 1).
+
+- `layer_score`: P_l = 1 - sum_i |S_i| / sum_i A_i with S_i = sum_j g_ij and A_i = sum_j |g_ij| (Eq. 2).
+  A layer whose gradients were all zero did not move at all: P = 1 (it has stopped learning).
+- `standardise`: P'_l = (P_l - mean) / std over the head's units (Eq. 3); population std. With fewer
+  than two units, or all scores equal (std 0), every P' is 0 (no unit stands out, nothing is dropped).
+  A NaN anywhere makes every P' NaN, and NaN never satisfies a comparison below, so it never drops.
+- `candidates_eq4`: n* = min t in [0, n-2] with P'_t > 0 and P'_{t+1} < 0 (Eq. 4); candidates are units
+  0..n*; none if P'_0 <= 0 or no such t. Index n-1 (the last conv) is never a candidate.
+- `candidates_max_prefix`: the paper's other wording, "the sub-vector of maximum sum starting from the
+  first element": the shortest prefix (ending at most at n-2) with the largest positive sum. It differs
+  from Eq. 4 when a negative dip is followed by larger positives: [1, -0.5, 2, -2.5] gives 1 unit under
+  Eq. 4 but 3 under the prefix sum; and it ignores exact zeros that stop Eq. 4.
+- `median_rule`: drop iff median(candidates' P') >= median(P' stored for units dropped before); the
+  first drop has no previous median.
+- `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}.
+All counts are relative to the first unit of the current head.
+"""
+from __future__ import annotations
+
+import math
+from statistics import median
+from typing import Mapping, Sequence
+
+
+def layer_score(sum_abs_s: float, sum_a: float) -> float:
+    if not (math.isfinite(sum_abs_s) and math.isfinite(sum_a)):
+        return math.nan
+    if sum_a <= 0.0:
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - sum_abs_s / sum_a))
+
+
+def aapd(sum_a: float, n_weights: int) -> float:
+    return sum_a / n_weights
+
+
+def standardise(p: Sequence[float]) -> list[float]:
+    n = len(p)
+    if any(not math.isfinite(v) for v in p):
+        return [math.nan] * n
+    if n < 2:
+        return [0.0] * n
+    mean = sum(p) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in p) / n)
+    if std == 0.0:
+        return [0.0] * n
+    return [(v - mean) / std for v in p]
+
+
+def candidates_eq4(z: Sequence[float]) -> int:
+    if len(z) < 2 or not z[0] > 0:
+        return 0
+    for t in range(len(z) - 1):
+        if z[t] > 0 and z[t + 1] < 0:
+            return t + 1
+    return 0
+
+
+def candidates_max_prefix(z: Sequence[float]) -> int:
+    best, best_k, s = 0.0, 0, 0.0
+    for k in range(len(z) - 1):
+        s += z[k]
+        if not math.isfinite(s):
+            return 0
+        if s > best:
+            best, best_k = s, k + 1
+    return best_k
+
+
+CANDIDATE_RULES = {"eq4": candidates_eq4, "max_prefix_sum": candidates_max_prefix}
+
+
+def median_rule(candidate_z: Sequence[float], dropped_z: Sequence[float]) -> bool:
+    if not candidate_z or any(not math.isfinite(v) for v in candidate_z):
+        return False
+    if not dropped_z:
+        return True
+    return median(candidate_z) >= median(dropped_z)
+
+
+def decide(p_head: Sequence[float], dropped_z: Sequence[float], rule: str = "eq4") -> tuple[int, list[float]]:
+    """How many leading head units to drop now, and the standardised head scores it was decided on."""
+    z = standardise(p_head)
+    n = CANDIDATE_RULES[rule](z)
+    if n and median_rule(z[:n], dropped_z):
+        return n, z
+    return 0, z
+
+
+def schedule_cut(schedule: Mapping[int, int], epoch: int, n_cut: int, n_conv: int) -> int:
+    """Units cut from the end of `epoch` on: the schedule's entry if it asks for more than already cut,
+    never the last conv unit."""
+    want = schedule.get(epoch)
+    if want is None:
+        return n_cut
+    return max(n_cut, min(int(want), n_conv - 1))
