@@ -6,7 +6,7 @@ trainer's optimiser and LR schedule. Run-level keys (seed, epochs, batch_size, p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -45,7 +45,9 @@ class StrategyConfig:
     policy: str = "learn_and_drop"    # learn_and_drop | schedule | none
     candidates: str = "eq4"           # eq4 | max_prefix_sum
     warmup: int = 5
-    schedule: Dict[int, int] = field(default_factory=dict)  # epoch -> leading units cut from then on
+    # epoch -> leading units cut from then on (policy=schedule), e.g. '{2:3,4:6}'. Typed Any because
+    # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
+    schedule: Any = None
     scores: bool = True               # accumulate gradient scores (off only to measure their cost)
     cache: CacheConfig = field(default_factory=CacheConfig)
 

@@ -76,6 +76,14 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
     if s.cache.dtype not in ("auto", "fp32", "fp16", "bf16", "fp64"):
         problems.append(f"strategy.cache.dtype must be auto, fp32, fp16, bf16 or fp64 (got {s.cache.dtype!r})")
+    if s.schedule is not None:
+        try:
+            bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
+                            f"(got {s.schedule})")
     if s.cache.views < 1:
         problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
     for sub in ("train_subset", "test_subset"):
@@ -151,6 +159,7 @@ class Trainer:
         if data is not None:
             self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
         self.data.to(self.device)
+        self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
         self.chain = chain if chain is not None else build_model(
             cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
         channels_last = self.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
@@ -187,7 +196,7 @@ class Trainer:
     def _make_run_id(self) -> str:
         c = self.cfg
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return f"{c.model.name}-{c.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
+        return f"{self.model_name}-{c.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
 
     # -- checkpoint -------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
@@ -299,7 +308,7 @@ class Trainer:
         dev = self.device
         return {
             "run_id": self.run_id, "status": status, "status_reason": reason,
-            "model": cfg.model.name, "width": cfg.model.width, "data": cfg.data.name, "strategy": cfg.strategy.name,
+            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": cfg.data.name, "strategy": cfg.strategy.name,
             "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
             "experiment": self.experiment, "tag": cfg.tag,
             "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,

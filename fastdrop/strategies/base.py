@@ -126,7 +126,7 @@ class Strategy:
     def _decide(self, epoch: int, p_head: list[float]) -> int:
         cfg = self.cfg
         if cfg.policy == "schedule":
-            return policy.schedule_cut({int(k): int(v) for k, v in cfg.schedule.items()}, epoch, self.n_cut,
+            return policy.schedule_cut({int(k): int(v) for k, v in (cfg.schedule or {}).items()}, epoch, self.n_cut,
                                        self.chain.n_conv)
         if cfg.policy == "learn_and_drop" and epoch > cfg.warmup:
             n, _ = policy.decide(p_head, self.dropped_z, cfg.candidates)

@@ -8,7 +8,8 @@
 - `candidates_eq4`: n* = min t in [0, n-2] with P'_t > 0 and P'_{t+1} < 0 (Eq. 4); candidates are units
   0..n*; none if P'_0 <= 0 or no such t. Index n-1 (the last conv) is never a candidate.
 - `candidates_max_prefix`: the paper's other wording, "the sub-vector of maximum sum starting from the
-  first element": the shortest prefix (ending at most at n-2) with the largest positive sum. It differs
+  first element": the shortest prefix (ending at most at n-2) with the largest positive sum, again only
+  when P'_0 > 0. It differs
   from Eq. 4 when a negative dip is followed by larger positives: [1, -0.5, 2, -2.5] gives 1 unit under
   Eq. 4 but 3 under the prefix sum; and it ignores exact zeros that stop Eq. 4.
 - `median_rule`: drop iff median(candidates' P') >= median(P' stored for units dropped before); the
@@ -58,6 +59,8 @@ def candidates_eq4(z: Sequence[float]) -> int:
 
 
 def candidates_max_prefix(z: Sequence[float]) -> int:
+    if len(z) < 2 or not z[0] > 0:
+        return 0
     best, best_k, s = 0.0, 0, 0.0
     for k in range(len(z) - 1):
         s += z[k]

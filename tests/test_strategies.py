@@ -1,0 +1,148 @@
+"""Freezing and Dropping are the same computation (Sect. 3.2 vs [8]) - proved in float64 - plus the
+strategies' bookkeeping, the feature cache backends and Dropping on a user's own nn.Sequential."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+from fastdrop.config import register_configs
+from fastdrop.data import ImageData, Split
+from fastdrop.models import as_chain
+from fastdrop.strategies.cache import FeatureCache
+from fastdrop.trainer import Trainer
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+register_configs()
+
+
+def make_cfg(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose("config", overrides=[
+            "progress=false", f"results_dir={tmp_path}/results", "model.width=0.125",
+            "data.train_subset=512", "data.test_subset=128", "batch_size=64", *overrides])
+
+
+def fit(tmp_path, *overrides, **kw):
+    cfg = make_cfg(tmp_path, *overrides)
+    t = Trainer(cfg, tmp_path / f"run-{cfg.strategy.name}", **kw)
+    return t.fit(), t
+
+
+def assert_same_run(tmp_path, *overrides, tol=1e-9):
+    rf, tf = fit(tmp_path, "strategy=freezing", "precision=64-true", *overrides)
+    rd, td = fit(tmp_path, "strategy=dropping", "precision=64-true", *overrides)
+    hf, hd = rf["history"], rd["history"]
+    assert [h["dropped_units"] for h in hf] == [h["dropped_units"] for h in hd]
+    assert [h["test_acc"] for h in hf] == [h["test_acc"] for h in hd]
+    for a, b in zip(hf, hd):
+        assert abs(a["train_loss"] - b["train_loss"]) <= tol
+    sf, sd = tf.chain.state_dict(), td.chain.state_dict()
+    diff = max((sf[k].double() - sd[k].double()).abs().max().item() for k in sf)
+    assert diff <= tol
+    assert hd[-1]["fwd_macs_per_sample"] < hf[-1]["fwd_macs_per_sample"]  # dropping really skipped the tail
+    return rf, rd
+
+
+def test_dropping_equals_freezing_vgg_schedule(tmp_path):
+    rf, rd = assert_same_run(tmp_path, "model=vgg11", "epochs=4", "strategy.policy=schedule",
+                             "strategy.schedule={1:2,2:5}")
+    assert rd["history"][-1]["dropped_units"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    # the incremental cut at epoch 2 built a cache again (from the cached states, see _build)
+    assert [h["cache_time_s"] > 0 for h in rd["history"]] == [False, True, True, False]
+
+
+def test_dropping_equals_freezing_resnet_cut_inside_block(tmp_path):
+    # unit 2 = layer1.0.conv1: cutting after it leaves (branch, skip) in the cache (Fig. 4); 4 also mid-block
+    rf, rd = assert_same_run(tmp_path, "model=resnet18", "epochs=4", "strategy.policy=schedule",
+                             "strategy.schedule={1:2,2:4}")
+    assert rd["history"][-1]["dropped_units"][-1] == "layer1.1.conv1"
+
+
+def test_dropping_equals_freezing_auto_policy(tmp_path):
+    rf, rd = assert_same_run(tmp_path, "model=vgg11", "epochs=5", "strategy.warmup=1", "data.train_subset=1024",
+                             "optim.lr=0.02")
+    assert rd["history"][-1]["dropped_units"], "the automatic policy made no cut: the test proves nothing"
+
+
+def test_sgd_scores_every_unit_and_never_cuts(tmp_path):
+    row, t = fit(tmp_path, "strategy=sgd", "epochs=2", "strategy.warmup=0")
+    for h in row["history"]:
+        assert h["dropped_units"] == []
+        assert list(h["scores"]) == t.chain.names[:-1]
+        assert all(0.0 <= v <= 1.0 for v in h["scores"].values())
+        assert h["trained_params"] == row["params_total"]
+        assert h["fwd_macs_per_sample"] == row["fwd_macs_full_per_sample"]
+    saved = json.loads(Path(t.row_path).read_text())
+    assert saved["run_id"] == row["run_id"] and saved["status"] == "completed"
+
+
+def test_freezing_stops_gradients_and_keeps_tail_fixed(tmp_path):
+    row, t = fit(tmp_path, "strategy=freezing", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:3}")
+    tail = list(t.chain.unit_parameters(0, 3))
+    assert all(not p.requires_grad and p.grad is None for p in tail)
+    assert row["history"][-1]["trained_params"] < row["params_total"]
+    assert row["history"][-1]["fwd_macs_per_sample"] == row["fwd_macs_full_per_sample"]  # frozen still runs
+
+
+def test_frozen_batchnorm_statistics_do_not_move(tmp_path):
+    cfg = make_cfg(tmp_path, "strategy=freezing", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:2}")
+    t = Trainer(cfg, tmp_path / "run")
+    t.history.append(t.train_epoch(1))
+    bn = [m for m in t.chain.units[0].modules() if isinstance(m, nn.BatchNorm2d)][0]
+    before = bn.running_mean.clone()
+    t.train_epoch(2)
+    assert torch.equal(before, bn.running_mean)
+
+
+@pytest.mark.parametrize("backend", ["device", "host", "disk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cache_backends_round_trip(tmp_path, backend, dtype):
+    shapes = [(3, 4, 4), (5, 2, 2)]
+    src = [torch.randn(10, *s).to(dtype) for s in shapes]
+    c = FeatureCache(10, shapes, dtype, torch.device("cpu"), backend, tmp_path / "cache")
+    assert c.backend == backend
+    c.write(0, tuple(t[:6] for t in src))
+    c.write(6, tuple(t[6:] for t in src))
+    rows = torch.tensor([9, 0, 3])
+    got = c.gather(rows, dtype)
+    for g, s in zip(got, src):
+        assert torch.equal(g, s[rows])  # exact: no conversion on the way
+    c.close()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_disk_cache_is_removed_at_the_end_of_the_run(tmp_path):
+    row, t = fit(tmp_path, "strategy=dropping", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:2}",
+                 "strategy.cache.backend=disk")
+    assert row["history"][-1]["cache_backend"] == "disk"
+    assert not (t.run_dir / "feature_cache").exists() or not any((t.run_dir / "feature_cache").rglob("*.bin"))
+
+
+def test_cache_views_keep_augmentation(tmp_path):
+    row, t = fit(tmp_path, "strategy=dropping", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:2}",
+                 "strategy.cache.views=3", "data.augment=true")
+    h = row["history"][-1]
+    assert h["cache_bytes"] > 0 and "3 cached views" in row["cache_note"]
+
+
+def test_dropping_on_a_users_sequential(tmp_path):
+    """The fine-tuning use case: any nn.Sequential of conv blocks, no registry entry needed."""
+    torch.manual_seed(0)
+    seq = nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()), nn.MaxPool2d(2),
+        nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    chain = as_chain(seq)
+    assert chain.n_conv == 3
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (256, 1, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (256,), generator=g)
+    data = ImageData("toy", Split(x, y), Split(x[:64], y[:64]), (0.5,), (0.25,))
+    row, t = fit(tmp_path, "strategy=dropping", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:2}",
+                 chain=chain, data=data)
+    assert row["history"][-1]["dropped_units"] == ["conv0", "conv1"]
+    assert row["history"][-1]["fwd_macs_per_sample"] < row["fwd_macs_full_per_sample"]
