@@ -196,7 +196,7 @@ class Trainer:
     def _make_run_id(self) -> str:
         c = self.cfg
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return f"{self.model_name}-{c.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
+        return f"{self.model_name}-{self.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
 
     # -- checkpoint -------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
@@ -276,6 +276,7 @@ class Trainer:
         if self.cfg.resume:
             self.load_checkpoint()
         status, reason = "completed", ""
+        _terminate_as_exit()
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
                 rec = self.train_epoch(epoch)
@@ -308,7 +309,7 @@ class Trainer:
         dev = self.device
         return {
             "run_id": self.run_id, "status": status, "status_reason": reason,
-            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": cfg.data.name, "strategy": cfg.strategy.name,
+            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": self.data.name, "strategy": cfg.strategy.name,
             "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
             "experiment": self.experiment, "tag": cfg.tag,
             "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
@@ -333,6 +334,18 @@ class Trainer:
             "config": OmegaConf.to_container(cfg, resolve=True),
             "history": h,
         }
+
+
+def _terminate_as_exit() -> None:
+    """Let SIGTERM (a cluster's time limit, `kill`) unwind like an exception, so the row is still written
+    with status failed; the last checkpoint is already on disk."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _cache_note(cfg) -> str:

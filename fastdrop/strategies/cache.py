@@ -8,11 +8,15 @@ activation and skip), with rows `view * N + sample`. Backends:
 - `auto`: `device` if the cache takes at most half the free device memory, else `host` if it takes at
   most half the available RAM, else `disk`.
 If allocation fails (out of memory, disk full) the next backend in device -> host -> disk is tried; when
-none fits, `CacheError` names the size needed.
+none fits, `CacheError` names the size needed. A finished disk cache writes `meta.json` with the shape,
+dtype, size and BLAKE2 checksum of each file; `FeatureCache.open_disk` (used when a killed run resumes)
+checks all of them and raises `CacheDamaged` rather than ever reading a truncated or corrupted file.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -25,10 +29,24 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 ORDER = ["device", "host", "disk"]
+_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
 
 
 class CacheError(RuntimeError):
     pass
+
+
+class CacheDamaged(Exception):
+    """A stored disk cache does not match its metadata; the caller rebuilds it."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
 
 
 def _host_available_bytes() -> int:
@@ -104,16 +122,61 @@ class FeatureCache:
             raise OSError(errno.ENOSPC, f"disk cache needs {human_bytes(self.nbytes)}, {human_bytes(free)} free "
                                         f"in {self.disk_dir}")
         out = []
-        npdtype = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
-                   torch.bfloat16: np.uint16}[self.dtype]
-        self._files = []
+        npdtype = _NP[self.dtype]
+        self._files, self._maps = [], []
         for i, s in enumerate(self.shapes):
             path = self.disk_dir / f"state{i}.bin"
             self._files.append(path)
             arr = np.memmap(path, dtype=npdtype, mode="w+", shape=(self.rows, *s))
+            self._maps.append(arr)
             t = torch.from_numpy(arr)
             out.append(t.view(torch.bfloat16) if self.dtype == torch.bfloat16 else t)
         return out
+
+    # -- persistence (disk backend) ------------------------------------------------------------------
+    def seal(self) -> None:
+        """Flush a disk cache and record what a later reader must find: shapes, dtype, sizes, checksums."""
+        if self.backend != "disk":
+            return
+        files = []
+        for mm, path in zip(self._maps, self._files):
+            mm.flush()
+            files.append({"name": path.name, "bytes": path.stat().st_size, "blake2b": _file_digest(path)})
+        meta = {"rows": self.rows, "shapes": [list(s) for s in self.shapes], "dtype": str(self.dtype), "files": files}
+        tmp = self.disk_dir / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.disk_dir / "meta.json")
+
+    @classmethod
+    def open_disk(cls, disk_dir: Path, rows: int, dtype: torch.dtype, device: torch.device) -> "FeatureCache":
+        disk_dir = Path(disk_dir)
+        try:
+            meta = json.loads((disk_dir / "meta.json").read_text())
+        except (OSError, ValueError) as e:
+            raise CacheDamaged(f"no readable meta.json in {disk_dir} ({e})") from None
+        if meta.get("rows") != rows or meta.get("dtype") != str(dtype):
+            raise CacheDamaged(f"{disk_dir} holds {meta.get('rows')} rows of {meta.get('dtype')}, "
+                               f"expected {rows} of {dtype}")
+        self = cls.__new__(cls)
+        self.rows, self.shapes, self.dtype, self.device = rows, [tuple(s) for s in meta["shapes"]], dtype, torch.device(device)
+        self.disk_dir, self.backend = disk_dir, "disk"
+        self.nbytes = sum(rows * int(np.prod(s)) * torch.finfo(dtype).bits // 8 for s in self.shapes)
+        npdtype = _NP[dtype]
+        self._files, self._maps, self.tensors = [], [], []
+        for f, shape in zip(meta["files"], self.shapes):
+            path = disk_dir / f["name"]
+            expect = rows * int(np.prod(shape)) * np.dtype(npdtype).itemsize
+            size = path.stat().st_size if path.exists() else -1
+            if size != f["bytes"] or size != expect:
+                raise CacheDamaged(f"{path} is {size} bytes, expected {expect} (truncated or mismatched)")
+            if _file_digest(path) != f["blake2b"]:
+                raise CacheDamaged(f"{path} fails its checksum (corrupted)")
+            mm = np.memmap(path, dtype=npdtype, mode="r+", shape=(rows, *shape))
+            self._maps.append(mm)
+            t = torch.from_numpy(mm)
+            self.tensors.append(t.view(torch.bfloat16) if dtype == torch.bfloat16 else t)
+            self._files.append(path)
+        return self
 
     def _cleanup_files(self):
         for p in getattr(self, "_files", []):
@@ -143,8 +206,10 @@ class FeatureCache:
         return self.device if self.backend == "device" else torch.device("cpu")
 
     def close(self) -> None:
-        self.tensors = []
+        self.tensors, self._maps = [], []
         self._cleanup_files()
+        if self.disk_dir is not None and (self.disk_dir / "meta.json").exists():
+            (self.disk_dir / "meta.json").unlink()
         if self.disk_dir is not None and self.disk_dir.exists():
             try:
                 self.disk_dir.rmdir()

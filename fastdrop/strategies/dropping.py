@@ -19,7 +19,7 @@ import time
 import torch
 
 from .base import Strategy
-from .cache import DTYPES, FeatureCache, human_bytes
+from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,30 @@ class Dropping(Strategy):
                     state = self.chain.run(self._source_states(rows), start_unit, upto)
                     if new is None:
                         new = FeatureCache(rows_total, [tuple(t.shape[1:]) for t in state], self._cache_dtype(),
-                                           self.ctx.device, self.cfg.cache.backend,
-                                           self.ctx.run_dir / "feature_cache" / f"cut{upto}")
+                                           self.ctx.device, self.cfg.cache.backend, self._disk_dir(upto))
                     new.write(int(rows[0]), state)
+        new.seal()
         if self.cache is not None:
             self.cache.close()
         self.cache, self.cache_units = new, upto
         log.info("cached the output of %s: %d state(s) x %d rows, %s on %s", self.chain.names[upto - 1],
                  len(new.shapes), rows_total, human_bytes(new.nbytes), new.backend)
+
+    def _disk_dir(self, upto: int):
+        return self.ctx.run_dir / "feature_cache" / f"cut{upto}"
+
+    def _reopen(self) -> None:
+        """After a resume: reuse the disk cache the killed run left, if it checks out."""
+        d = self._disk_dir(self.n_cut)
+        if self.cache is not None or not (d / "meta.json").exists():
+            return
+        try:
+            self.cache = FeatureCache.open_disk(d, len(self.data.train) * self._views(), self._cache_dtype(),
+                                                self.ctx.device)
+            self.cache_units = self.n_cut
+            log.info("reusing the disk feature cache in %s", d)
+        except CacheDamaged as e:
+            log.warning("feature cache not trustworthy, rebuilding it from the tail: %s", e)
 
     def begin_epoch(self, epoch: int) -> float:
         super().begin_epoch(epoch)
@@ -91,6 +107,7 @@ class Dropping(Strategy):
         if self.ctx.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
+        self._reopen()
         # Replay the cuts in order so a resumed run rebuilds exactly the cache it had (same rounding).
         for _, n in self.cut_history:
             if n > self.cache_units:

@@ -1,0 +1,71 @@
+"""A run killed with SIGKILL and resumed ends exactly where the uninterrupted run ends (issue: runs that
+survive). The kill is real: the child process SIGKILLs itself right after writing its checkpoint."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from fastdrop.config import register_configs
+from fastdrop.trainer import CKPT, KILL_ENV, Trainer
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+register_configs()
+BASE = ["progress=false", "model.width=0.125", "data.train_subset=384", "data.test_subset=64", "batch_size=64",
+        "epochs=4", "strategy.policy=schedule", "strategy.schedule={2:2}"]
+
+
+def cfg_for(tmp_path, *extra):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose("config", overrides=[*BASE, f"results_dir={tmp_path}/results", *extra])
+
+
+def cli(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *BASE, f"results_dir={tmp_path}/results", *args],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy, kill_after", [("sgd", 2), ("freezing", 1), ("freezing", 3), ("dropping", 1),
+                                                  ("dropping", 3)])
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, strategy, kill_after):
+    ref = Trainer(cfg_for(tmp_path, f"strategy={strategy}"), tmp_path / "ref")
+    ref_row = ref.fit()
+
+    run_dir = tmp_path / "killed"
+    p = cli(tmp_path, f"strategy={strategy}", f"hydra.run.dir={run_dir}", env={KILL_ENV: str(kill_after)})
+    assert p.returncode == -9, p.stderr[-2000:]
+    assert torch.load(run_dir / CKPT, weights_only=False)["epoch"] == kill_after
+    assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 1  # only the reference: a kill writes none
+
+    p = cli(tmp_path, f"strategy={strategy}", f"hydra.run.dir={run_dir}", "resume=true")
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = torch.load(run_dir / CKPT, weights_only=False)
+    want = torch.load(ref.run_dir / CKPT, weights_only=False)
+    for k in want["model"]:
+        assert torch.equal(got["model"][k], want["model"][k]), k
+    keys = ("epoch", "train_loss", "test_acc", "dropped_units", "trained_params", "fwd_macs_per_sample")
+    assert [{k: h[k] for k in keys} for h in got["history"]] == [{k: h[k] for k in keys} for h in ref_row["history"]]
+    rows = [json.loads(f.read_text()) for f in (tmp_path / "results" / "runs").glob("*.json")]
+    resumed = [r for r in rows if r["run_dir"] == str(run_dir)]
+    assert len(resumed) == 1 and resumed[0]["status"] == "completed"
+    # T of a resumed run counts the training time of both parts
+    assert resumed[0]["train_time_s"] == pytest.approx(sum(h["train_time_s"] for h in resumed[0]["history"]))
+    assert resumed[0]["A"] == ref_row["A"]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    p = cli(tmp_path, f"hydra.run.dir={tmp_path / 'nothing'}", "resume=true")
+    assert p.returncode != 0
+    assert "fastdrop: error:" in p.stderr and "Traceback" not in p.stderr and "checkpoint" in p.stderr
+
+
+def test_resume_with_other_overrides_is_refused(tmp_path):
+    t = Trainer(cfg_for(tmp_path, "epochs=2"), tmp_path / "run")
+    t.fit()
+    with pytest.raises(Exception, match="different overrides"):
+        Trainer(cfg_for(tmp_path, "epochs=2", "seed=7", "resume=true"), tmp_path / "run").fit()
