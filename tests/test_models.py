@@ -291,12 +291,6 @@ def test_as_chain_custom_names():
     assert chain.names == ["a", "b", "head"]
 
 
-AS_CHAIN_BUG = ("as_chain puts every child after the last conv into the classifier, so in a flat Sequential "
-                "the last conv's BatchNorm/ReLU/MaxPool leave its unit (unlike vgg_chain and the unit "
-                "definition in chain.py)")
-
-
-@pytest.mark.xfail(reason=AS_CHAIN_BUG, strict=True)
 def test_as_chain_on_flat_vgg_cuts_like_vgg_chain():
     module = build_torchvision("vgg11", 10, 3, 32, WIDTH)
     flat = nn.Sequential(*module.features, module.avgpool, nn.Flatten(1), *module.classifier)
@@ -314,9 +308,7 @@ def test_as_chain_on_flat_vgg_cuts_like_vgg_chain():
     pytest.param(lambda: nn.Sequential(nn.Conv2d(1, 4, 3)), ValueError, "classifier", id="ends-in-conv"),
     pytest.param(lambda: nn.Sequential(nn.Sequential(*_block(1, 4))), ValueError, "classifier",
                  id="ends-in-conv-block"),
-    pytest.param(lambda: nn.Sequential(*_block(1, 4)), ValueError, "classifier", id="flat-conv-block-no-head",
-                 marks=pytest.mark.xfail(reason=AS_CHAIN_BUG + "; here BN/ReLU/MaxPool become the classifier",
-                                         strict=True)),
+    pytest.param(lambda: nn.Sequential(*_block(1, 4)), ValueError, "classifier", id="flat-conv-block-no-head"),
     pytest.param(lambda: nn.Conv2d(1, 4, 3), TypeError, "nn.Sequential", id="not-a-sequential"),
 ])
 def test_as_chain_rejects_what_it_cannot_cut(seq, error, match):

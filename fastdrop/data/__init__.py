@@ -155,6 +155,14 @@ def _cifar10(root: Path, download: bool, train: bool) -> Split:
         def _check_integrity(self):
             return all((Path(self.root) / self.base_folder / f).exists() for f, _ in self.train_list + self.test_list)
 
+        def _load_meta(self):  # torchvision md5-checks batches.meta here too
+            path = Path(self.root) / self.base_folder / self.meta["filename"]
+            if not path.is_file():
+                raise RuntimeError("Dataset metadata file not found")
+            with open(path, "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
     folder = root / CIFAR10.base_folder
     try:
         ds = _CIFAR10(str(root), train=train, download=download)
@@ -181,8 +189,9 @@ def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Spl
     try:
         ds = Imagenette(str(root), split=split, size=tv_size, download=download)
     except RuntimeError:
-        raise DataError(f"Imagenette ({tv_size}) not found under {root} (expected imagenette2-{tv_size.rstrip('px')}"
-                        f"/{split}/<wnid>/*.JPEG); set data.root, or data.download=true when online") from None
+        folder = Path(Imagenette._ARCHIVES[tv_size][0]).stem
+        raise DataError(f"Imagenette ({tv_size}) not found under {root} (expected {folder}/{split}/<wnid>/*.JPEG); "
+                        "set data.root, or data.download=true when online") from None
     except OSError as e:
         raise DataError(f"Imagenette download/read failed under {root}: {e}") from None
     cache = Path(ds._size_root) / f".fastdrop-{split}-{size}.pt"

@@ -66,11 +66,15 @@ class Chain(nn.Module):
             yield from u.parameters()
 
 
+_HEAD_START = (nn.Flatten, nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
 def as_chain(model: nn.Module, names: Sequence[str] | None = None) -> Chain:
     """Make a user's `nn.Sequential` of conv blocks into a chain (the fine-tuning use case).
 
     Each child that contains a convolution starts a new unit; children without one (pooling, dropout)
-    join the unit before them; the children after the last convolution form the classifier.
+    join the unit before them; the classifier starts at the first Flatten, Linear or adaptive pool after
+    the last convolution.
     """
     if isinstance(model, Chain):
         return model
@@ -92,13 +96,15 @@ def as_chain(model: nn.Module, names: Sequence[str] | None = None) -> Chain:
             lead.append(child)  # e.g. a normalisation layer before the first conv
     if not groups:
         raise ValueError("the Sequential holds no convolution: nothing to score or drop")
-    # Everything after the last conv-holding child is the classifier.
+    # The classifier starts at the first flatten / linear / global pool after the last convolution; the
+    # BN, ReLU and pooling right after that convolution stay in its unit (as in vgg_chain).
     last = groups[-1]
     k = max(i for i, m in enumerate(last) if has_conv(m))
-    head, tail = last[: k + 1], last[k + 1:]
-    groups[-1] = head
-    if not tail:
-        raise ValueError("the Sequential has no layers after its last convolution to act as the classifier")
+    cut = next((i for i in range(k + 1, len(last)) if isinstance(last[i], _HEAD_START)), None)
+    if cut is None:
+        raise ValueError("the Sequential has no classifier after its last convolution (expected a Flatten, "
+                         "Linear or adaptive pool to start it)")
+    groups[-1], tail = last[:cut], last[cut:]
     units = [SeqUnit(*g) for g in groups] + [SeqUnit(*tail)]
     names = list(names) if names else [f"conv{i}" for i in range(len(groups))] + ["classifier"]
     return Chain(units, names)

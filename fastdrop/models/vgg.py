@@ -9,6 +9,7 @@ scales every conv's channels and the classifier's hidden size.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
@@ -27,7 +28,11 @@ def build_vgg(name: str, num_classes: int, in_channels: int, image_size: int, wi
     first = features[0]
     if in_channels != first.in_channels:
         features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
-    model = VGG(features, num_classes=num_classes, init_weights=False)
+    # torchvision's VGG allocates a 25088x4096 classifier we replace below: build the shell on the meta
+    # device (no memory, no time), then give it real layers.
+    with torch.device("meta"):
+        model = VGG(nn.Sequential(), num_classes=num_classes, init_weights=False)
+    model.features = features
     last_c = cfg[-2]
     hidden = _scaled(4096, width)
     small = image_size <= 64
