@@ -410,3 +410,27 @@ def test_real_mnist_from_shared_data(shared_data, tmp_path):
     mini = load_data("mnist_mini")
     assert torch.equal(mini.train.x, data.train.x[:10_000]) and torch.equal(mini.train.y, data.train.y[:10_000])
     assert torch.equal(mini.test.x, data.test.x[:2_000]) and torch.equal(mini.test.y, data.test.y[:2_000])
+
+
+# ------------------------------------------------------------------------------- CIFAR-10 JPEG copy
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_cifar10_jpeg_copy_labels_follow_cifar_order(tmp_path):
+    # The ../shared/data layout: cifar10-jpeg/{train,test}/<class>/NNNN.jpg, 32x32.
+    for split in ("train", "test"):
+        for c, name in enumerate(CIFAR_CLASSES[:3]):
+            d = tmp_path / "cifar10-jpeg" / split / name
+            d.mkdir(parents=True)
+            Image.new("RGB", (32, 32), COLOURS[c]).save(d / "0000.jpg", quality=95)
+    data = load_data("cifar10_jpeg", str(tmp_path))
+    assert data.train.x.shape == (3, 3, 32, 32) and data.train.y.tolist() == [0, 1, 2]
+    assert torch.equal(_class_from_colour(data.test.x), data.test.y)
+    assert (data.mean, data.std) == STATS["cifar10"]
+
+
+def test_cifar10_jpeg_missing_is_one_line(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_data("cifar10_jpeg", str(tmp_path))
+    _assert_one_line_naming(info.value, tmp_path / "cifar10-jpeg")

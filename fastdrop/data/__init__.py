@@ -194,31 +194,65 @@ def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Spl
                         "set data.root, or data.download=true when online") from None
     except OSError as e:
         raise DataError(f"Imagenette download/read failed under {root}: {e}") from None
-    cache = Path(ds._size_root) / f".fastdrop-{split}-{size}.pt"
+    # torchvision numbers the classes found in each split's folder; number them from the fixed list of
+    # the ten wnids instead, so a split missing a class cannot shift the labels.
+    wnid_to_idx = {w: i for i, w in enumerate(sorted(Imagenette._WNID_TO_CLASS))}
+    ds._samples = [(p, wnid_to_idx[Path(p).parent.name]) for p, _ in ds._samples]
+    return _decode_once(ds, Path(ds._size_root) / f".fastdrop-{split}-{size}.pt", size, f"imagenette {split}")
+
+
+def _cifar10_jpeg(root: Path, download: bool, train: bool) -> Split:
+    """The CIFAR-10 JPEG copy (`<root>/cifar10-jpeg/{train,test}/<class>/*.jpg`, e.g. ../shared/data):
+    class folders sort into CIFAR-10's own label order. Lossy re-encoding: say so in a row's `tag`."""
+    from torchvision.datasets import ImageFolder
+
+    folder = root / "cifar10-jpeg" / ("train" if train else "test")
+    if not folder.is_dir():
+        raise DataError(f"CIFAR-10 JPEG copy not found: expected {folder}/<class>/*.jpg "
+                        "(extract cifar10-jpeg-q75.tar.gz into data.root)")
+    try:
+        ds = ImageFolder(str(folder))
+    except (FileNotFoundError, OSError) as e:
+        raise DataError(f"CIFAR-10 JPEG copy under {folder} is unreadable: {e}") from None
+    return _decode_once(ds, folder.parent / f".fastdrop-{folder.name}-32.pt", 32, f"cifar10-jpeg {folder.name}")
+
+
+def _decode_once(ds, cache: Path, size: int, what: str) -> Split:
+    """Decode a torchvision folder dataset of JPEGs to one uint8 tensor (shorter side resized to `size`,
+    centre crop), kept in `cache` so later runs start at once. The cache is keyed by the file list and
+    sizes: a changed image set is decoded again, a damaged cache is ignored."""
+    import hashlib
+
+    from torchvision.transforms import v2
+
+    samples = ds.samples if hasattr(ds, "samples") else ds._samples
+    key = hashlib.sha256("\n".join(f"{p}:{y}:{os.path.getsize(p)}" for p, y in samples).encode()).hexdigest()
     if cache.exists():
         try:
             d = torch.load(cache)
-            if len(d["y"]) == len(ds):
+            if d.get("key") == key and len(d["y"]) == len(ds):
                 return Split(d["x"], d["y"])
+            log.info("decode cache %s is stale, decoding again", cache)
         except Exception as e:  # a stale or damaged decode cache is rebuilt, never trusted
             log.warning("ignoring damaged decode cache %s (%s)", cache, e)
-    tf = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
-    ds.transform = tf
+    ds.transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
     xs, ys = [], []
     try:
         from tqdm import tqdm
-        for i in tqdm(range(len(ds)), desc=f"decoding imagenette {split}", leave=False):
+        for i in tqdm(range(len(ds)), desc=f"decoding {what}", leave=False):
             img, label = ds[i]
             if img.shape[0] == 1:
                 img = img.expand(3, -1, -1)
             xs.append(img)
             ys.append(label)
     except OSError as e:
-        raise DataError(f"Imagenette image unreadable under {root}: {e}") from None
+        raise DataError(f"unreadable image in {what}: {e}") from None
+    if not xs:
+        raise DataError(f"no images found for {what}")
     out = Split(torch.stack(xs), torch.tensor(ys, dtype=torch.long))
     try:
         tmp = cache.with_suffix(".tmp")
-        torch.save({"x": out.x, "y": out.y}, tmp)
+        torch.save({"x": out.x, "y": out.y, "key": key}, tmp)
         os.replace(tmp, cache)
     except OSError:
         pass  # read-only data folder: decode again next time
@@ -230,6 +264,7 @@ LOADERS: dict[str, tuple[Callable, str]] = {
     "mnist": (_mnist, "mnist"),
     "cifar10": (_cifar10, "cifar10"),
     "imagenette": (_imagenette, "imagenette"),
+    "cifar10_jpeg": (_cifar10_jpeg, "cifar10"),
 }
 
 
