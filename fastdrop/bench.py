@@ -5,14 +5,18 @@ forward MACs of the units that run, plus the backward MACs of the units that tra
 (= the unit's forward MACs) for every trained unit and an input gradient (again its forward MACs) for
 every trained unit except the first, whose input needs none. The FLOP-predicted ΔT is 1 - work/work_sgd
 over the whole run, and efficiency = measured time saved / predicted time saved (1.0: the saving is
-all that the removed work allows). A fourth run, sgd without score accumulation, prices the scoring.
+all that the removed work allows). The price of scoring is measured apart, in one process: blocks of
+sgd steps on the same config with and without the score accumulation, alternated, medians compared
+(whole-run comparisons on a shared machine drift by more than the few per cent being measured).
 Rows go to <results_dir>/bench/runs, the table to <results_dir>/bench/<name>.{json,md}.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose
@@ -20,8 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from tabulate import tabulate
 
 from .results import atomic_write_text
+from .trainer import USER_ERRORS, Trainer, synchronize
 
-RUNS = [("sgd", []), ("freezing", []), ("dropping", []), ("sgd-noscore", ["strategy.scores=false"])]
+RUNS = ["sgd", "freezing", "dropping"]
 
 
 def run_work(row: dict) -> float:
@@ -59,38 +64,66 @@ def summarise(rows: dict[str, dict]) -> list[dict]:
             "efficiency": round(meas / pred, 3) if pred > 0.005 else None,
             "run_id": r["run_id"],
         })
-    if "sgd-noscore" in rows:
-        med = lambda r: statistics.median(e["train_time_s"] for e in r["history"])  # noqa: E731
-        cost = (med(rows["sgd"]) - med(rows["sgd-noscore"])) / med(rows["sgd-noscore"])
-        for o in out:
-            o["scoring_cost_pct_of_sgd_epoch"] = round(100 * cost, 2) if o["run"] == "sgd" else None
     return out
 
 
+def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:
+    """Median time of a block of sgd steps with and without score accumulation, in one process."""
+    strat, opt, dev = trainer.strategy, trainer.optimizer, trainer.device
+    batches = list(itertools.islice(strat.batches(1), steps))
+    strat.begin_epoch(1)
+
+    def block(score: bool) -> float:
+        synchronize(dev)
+        t0 = time.perf_counter()
+        for state, y in batches:
+            with trainer.ctx.autocast_ctx():
+                loss = trainer.loss_fn(strat.forward(state), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if score:
+                strat.after_backward()
+            opt.step()
+        synchronize(dev)
+        return time.perf_counter() - t0
+
+    block(True)  # warm-up
+    with_s, without = [], []
+    for _ in range(repeats):
+        with_s.append(block(True))
+        without.append(block(False))
+    a, b = statistics.median(with_s), statistics.median(without)
+    return {"step_s_with_scores": a / steps, "step_s_without_scores": b / steps,
+            "scoring_cost_pct": 100 * (a - b) / b}
+
+
 def bench_task(cfg, run_dir, experiment, multirun):
-    from .trainer import USER_ERRORS, Trainer
 
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("strategy=")]
     out_dir = Path(cfg.results_dir) / "bench"
     rows = {}
-    for name, extra in RUNS:
-        strategy = name.split("-")[0]
-        c = compose("config", overrides=overrides + [f"strategy={strategy}", f"results_dir={out_dir}", *extra])
-        print(f"fastdrop bench: {name} ...", file=sys.stderr, flush=True)
-        try:
-            t = Trainer(c, Path(run_dir) / name, experiment=experiment)
-            rows[name] = t.fit()
-        except USER_ERRORS as e:
-            print(f"fastdrop: error: {e}", file=sys.stderr)
-            sys.exit(2)
+    try:
+        for name in RUNS:
+            c = compose("config", overrides=overrides + [f"strategy={name}", f"results_dir={out_dir}"])
+            print(f"fastdrop bench: {name} ...", file=sys.stderr, flush=True)
+            rows[name] = Trainer(c, Path(run_dir) / name, experiment=experiment).fit()
+        print("fastdrop bench: price of scoring ...", file=sys.stderr, flush=True)
+        c = compose("config", overrides=overrides + ["strategy=sgd", f"results_dir={out_dir}"])
+        cost = scoring_cost(Trainer(c, Path(run_dir) / "scoring", experiment=experiment))
+    except USER_ERRORS as e:
+        print(f"fastdrop: error: {e}", file=sys.stderr)
+        sys.exit(2)
     table = summarise(rows)
     ident = f"{cfg.model.name}-w{cfg.model.width}-{rows['sgd']['data']}-e{cfg.epochs}-s{cfg.seed}-{rows['sgd']['device']}"
     md = (f"# fastdrop bench: {ident}\n\n"
           f"- command: `fastdrop bench {' '.join(HydraConfig.get().overrides.task)}`\n"
           f"- device: {rows['sgd']['device_name']}, torch {rows['sgd']['torch_version']}, "
-          f"commit {rows['sgd']['git_commit']}\n\n"
+          f"commit {rows['sgd']['git_commit']}\n"
+          f"- price of scoring (sgd steps with vs without score accumulation, medians of 5 alternated blocks): "
+          f"{cost['scoring_cost_pct']:+.2f} % of a step ({1e3 * cost['step_s_without_scores']:.1f} ms -> "
+          f"{1e3 * cost['step_s_with_scores']:.1f} ms)\n\n"
           + tabulate(table, headers="keys", tablefmt="github") + "\n")
     atomic_write_text(out_dir / f"{ident}.md", md)
-    atomic_write_text(out_dir / f"{ident}.json", json.dumps({"config": ident, "rows": table}, indent=1) + "\n")
+    atomic_write_text(out_dir / f"{ident}.json", json.dumps({"config": ident, "rows": table, "scoring": cost}, indent=1) + "\n")
     print(md)
     return table

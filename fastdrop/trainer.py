@@ -112,7 +112,7 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -238,7 +238,7 @@ class Trainer:
         lr = get_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         cache_s = strat.begin_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -257,7 +257,7 @@ class Trainer:
                 bar.update(len(y))
         stats = strat.epoch_stats()  # what ran this epoch, before end_epoch may cut further
         scores = strat.end_epoch(epoch)
-        _sync(dev)
+        synchronize(dev)
         train_s = time.perf_counter() - t0
         train_loss = loss_sum.item() / max(seen, 1)
         if bar is not None:
@@ -265,7 +265,7 @@ class Trainer:
         self.T_s += train_s
         t1 = time.perf_counter()
         acc = evaluate(self.chain, self.data, self.ctx)
-        _sync(dev)
+        synchronize(dev)
         eval_s = time.perf_counter() - t1
         stats["dropped_units"] = self.chain.names[: strat.n_cut]
         rec = {"epoch": epoch, "lr": lr, "train_time_s": train_s, "cache_time_s": cache_s, "eval_time_s": eval_s,

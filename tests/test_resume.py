@@ -4,29 +4,26 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 
-from fastdrop.config import register_configs
 from fastdrop.trainer import CKPT, KILL_ENV, Trainer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-register_configs()
 BASE = ["progress=false", "model.width=0.125", "data.train_subset=384", "data.test_subset=64", "batch_size=64",
         "epochs=4", "strategy.policy=schedule", "strategy.schedule={2:2}"]
 
 
 def cfg_for(tmp_path, *extra):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose("config", overrides=[*BASE, f"results_dir={tmp_path}/results", *extra])
+    return compose_config([*BASE, f"results_dir={tmp_path}/results", *extra])
 
 
 def cli(tmp_path, *args, env=None):
+    # The child uses as many threads as this process, so both compute bit-identical results.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), **(env or {})}
     return subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *BASE, f"results_dir={tmp_path}/results", *args],
-                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.mark.slow

@@ -5,24 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 from torch import nn
 
-from fastdrop.config import register_configs
 from fastdrop.data import ImageData, Split
 from fastdrop.models import as_chain
 from fastdrop.strategies.cache import FeatureCache
 from fastdrop.trainer import Trainer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-register_configs()
-
-
 def make_cfg(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose("config", overrides=[
-            "progress=false", f"results_dir={tmp_path}/results", "model.width=0.125",
-            "data.train_subset=512", "data.test_subset=128", "batch_size=64", *overrides])
+    return compose_config(["progress=false", f"results_dir={tmp_path}/results", "model.width=0.125",
+                           "data.train_subset=512", "data.test_subset=128", "batch_size=64", *overrides])
 
 
 def fit(tmp_path, *overrides, **kw):

@@ -14,7 +14,7 @@ import logging
 import os
 import pickle
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +59,7 @@ class ImageData:
     std: tuple
     num_classes: int = 10
     augment: bool = False
+    _stats: dict = field(default_factory=dict, repr=False)
 
     @property
     def in_channels(self) -> int:
@@ -73,8 +74,12 @@ class ImageData:
         return self
 
     def normalize(self, xb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=xb.device, dtype=dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=xb.device, dtype=dtype).view(1, -1, 1, 1)
+        key = (xb.device, dtype)
+        if key not in self._stats:  # built once per device/dtype: no host-to-device copy per batch
+            mean = torch.tensor(self.mean, device=xb.device, dtype=dtype).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=xb.device, dtype=dtype).view(1, -1, 1, 1)
+            self._stats[key] = (mean, std)
+        mean, std = self._stats[key]
         return (xb.to(dtype) / 255.0 - mean) / std
 
     def random_crop_flip(self, x: torch.Tensor, gen: torch.Generator, flip: bool = True) -> torch.Tensor:
