@@ -32,7 +32,7 @@ sweep() {  # sweep <experiment> <models> [overrides]
 
 case $what in
 prepare)
-    mkdir -p .data .whl .git/info
+    rm -rf .data && mkdir -p .data .whl .git/info   # fresh: a dry run leaves extracted files (too big to carry)
     for p in /.data/ /.whl/; do grep -qxF "$p" .git/info/exclude || echo "$p" >> .git/info/exclude; done
     # ~32 MB travels (the device copies at most 64 MiB): the CIFAR tarball is unpacked on the GPU side.
     cp -r "$SHARED/MNIST" .data/
