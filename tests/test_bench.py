@@ -6,7 +6,8 @@ from fastdrop.bench import run_work, summarise
 MACS = [10, 20, 30, 40]  # three conv units + classifier, per sample
 
 
-def row(name, times, fwd, cut_after, cache=(0.0, 0.0)):
+def row(name, times, fwd, cut_after, cache=None):
+    cache = cache or [0.0] * len(times)
     hist = [{"epoch": i + 1, "train_time_s": t, "cache_time_s": c, "fwd_macs_per_sample": f,
              "dropped_units": ["u0", "u1", "u2"][:k]} for i, (t, f, k, c) in enumerate(zip(times, fwd, cut_after, cache))]
     return {"run_id": name, "unit_macs_per_sample": MACS, "history": hist, "train_time_s": sum(times),
