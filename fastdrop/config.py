@@ -49,6 +49,10 @@ class StrategyConfig:
     # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
     schedule: Any = None
     scores: bool = True               # accumulate gradient scores (off only to measure their cost)
+    # Future work of the paper (Sect. 6), off by default:
+    warmup_settle: Optional[float] = None  # end warm-up early once max |P_k - P_{k-1}| < this
+    grow_batch: bool = False          # grow the batch (and lr, linearly) as the head gets cheaper
+    max_batch_size: int = 2048
     cache: CacheConfig = field(default_factory=CacheConfig)
 
 

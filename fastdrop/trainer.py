@@ -235,7 +235,7 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
         cfg, strat, dev = self.cfg, self.strategy, self.device
-        lr = get_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
+        lr = get_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma) * strat.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         synchronize(dev)

@@ -168,3 +168,26 @@ def test_lr_divided_after_milestone():
     assert get_lr(20, 0.1, [20]) == pytest.approx(0.1)
     assert get_lr(21, 0.1, [20]) == pytest.approx(0.01)
     assert get_lr(60, 0.1, [20, 40]) == pytest.approx(0.001)
+
+
+# -- future-work options (Sect. 6) ---------------------------------------------------------------------
+def test_scores_settled():
+    from fastdrop.strategies.policy import scores_settled
+    assert not scores_settled(None, [0.5], 0.1)
+    assert scores_settled([0.50, 0.60], [0.52, 0.59], 0.05)
+    assert not scores_settled([0.50, 0.60], [0.52, 0.70], 0.05)
+    assert not scores_settled([0.5, 0.6], [0.5], 0.05)          # head changed size
+    assert not scores_settled([0.5, math.nan], [0.5, 0.5], 0.05)
+
+
+@pytest.mark.parametrize("full, head, bs, cap, want", [
+    (100, 100, 256, 2048, 1),      # nothing cut
+    (100, 60, 256, 2048, 1),       # 1.67x cheaper: not yet a doubling
+    (100, 50, 256, 2048, 2),
+    (100, 20, 256, 2048, 4),       # 5x cheaper -> 4
+    (100, 1, 256, 1024, 4),        # capped by max_batch_size
+    (100, 1, 256, 256, 1),
+])
+def test_batch_growth(full, head, bs, cap, want):
+    from fastdrop.strategies.policy import batch_growth
+    assert batch_growth(full, head, bs, cap) == want

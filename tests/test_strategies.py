@@ -139,3 +139,17 @@ def test_dropping_on_a_users_sequential(tmp_path):
                  chain=chain, data=data)
     assert row["history"][-1]["dropped_units"] == ["conv0", "conv1"]
     assert row["history"][-1]["fwd_macs_per_sample"] < row["fwd_macs_full_per_sample"]
+
+
+def test_grow_batch_option_keeps_freezing_equal_to_dropping(tmp_path):
+    rf, rd = assert_same_run(tmp_path, "model=vgg11", "epochs=3", "strategy.policy=schedule",
+                             "strategy.schedule={1:6}", "strategy.grow_batch=true", "strategy.max_batch_size=256")
+    sizes = [h["batch_size"] for h in rd["history"]]
+    assert sizes[0] == 64 and sizes[-1] > 64
+    assert rd["history"][-1]["lr"] == pytest.approx(rd["history"][0]["lr"] * sizes[-1] / 64)
+
+
+def test_warmup_ends_when_scores_settle(tmp_path):
+    # A huge tolerance: the scores "settle" at epoch 2, long before the fixed warm-up of 4 would end.
+    row, t = fit(tmp_path, "strategy=freezing", "epochs=5", "strategy.warmup=4", "strategy.warmup_settle=1.0")
+    assert t.strategy.warm_since == 2

@@ -57,7 +57,8 @@ class Strategy:
         self.n_cut = 0
         self.cut_history: list[tuple[int, int]] = []  # (epoch, n_cut after it)
         self.dropped_z: list[float] = []
-        self.last_scores: dict = {}
+        self.prev_p: list[float] | None = None
+        self.warm_since: int | None = None  # epoch after which decisions are taken
         self.scorer = self._make_scorer() if cfg.scores else None
 
     # -- scoring ----------------------------------------------------------------------------------
@@ -80,8 +81,22 @@ class Strategy:
     def _permutation(self, epoch: int) -> torch.Tensor:
         return torch.randperm(len(self.data.train), generator=self.ctx.generator(epoch, 0))
 
+    @property
+    def growth(self) -> int:
+        """Batch growth factor for the current head (1 unless strategy.grow_batch)."""
+        if not self.cfg.grow_batch or not self.n_cut:
+            return 1
+        macs = self.ctx.unit_macs
+        # training work per sample: forward + weight and input gradients of the trained units
+        work = lambda k: sum(macs[k:]) * 3 - macs[k]  # noqa: E731
+        return policy.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size, self.cfg.max_batch_size)
+
+    @property
+    def lr_scale(self) -> float:
+        return float(self.growth)  # linear scaling rule for the grown batch
+
     def _batch_slices(self, n: int) -> Iterator[slice]:
-        bs = self.ctx.batch_size
+        bs = self.ctx.batch_size * self.growth
         for i in range(0, n, bs):
             if n - i >= 2:  # a 1-sample batch would break batch norm in train mode
                 yield slice(i, min(i + bs, n))
@@ -128,10 +143,18 @@ class Strategy:
         if cfg.policy == "schedule":
             return policy.schedule_cut({int(k): int(v) for k, v in (cfg.schedule or {}).items()}, epoch, self.n_cut,
                                        self.chain.n_conv)
-        if cfg.policy == "learn_and_drop" and epoch > cfg.warmup:
-            n, _ = policy.decide(p_head, self.dropped_z, cfg.candidates)
-            return self.n_cut + n
-        return self.n_cut
+        if cfg.policy != "learn_and_drop":
+            return self.n_cut
+        if self.warm_since is None:
+            settled = cfg.warmup_settle is not None and policy.scores_settled(self.prev_p, p_head, cfg.warmup_settle)
+            self.prev_p = list(p_head)
+            if not (epoch > cfg.warmup or settled):
+                return self.n_cut
+            self.warm_since = epoch
+            if epoch <= cfg.warmup:
+                log.info("epoch %d: scores settled, warm-up ends early", epoch)
+        n, _ = policy.decide(p_head, self.dropped_z, cfg.candidates)
+        return self.n_cut + n
 
     def cut(self, n: int, epoch: int | None = None) -> None:
         for p in self.chain.unit_parameters(0, n):
@@ -155,6 +178,7 @@ class Strategy:
 
     def epoch_stats(self) -> dict:
         return {
+            "batch_size": self.ctx.batch_size * self.growth,
             "dropped_units": self.chain.names[: self.n_cut],
             "trained_params": sum(p.numel() for p in self.chain.unit_parameters(self.n_cut)),
             "fwd_macs_per_sample": int(sum(self.ctx.unit_macs[self.first_run_unit:])),
@@ -162,10 +186,12 @@ class Strategy:
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "dropped_z": self.dropped_z}
+        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "dropped_z": self.dropped_z,
+                "prev_p": self.prev_p, "warm_since": self.warm_since}
 
     def load_state_dict(self, sd: dict) -> None:
         self.dropped_z = list(sd["dropped_z"])
+        self.prev_p, self.warm_since = sd.get("prev_p"), sd.get("warm_since")
         for epoch, n in sd["cut_history"]:
             self.cut(n, epoch)
 

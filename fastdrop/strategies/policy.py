@@ -15,6 +15,9 @@
 - `median_rule`: drop iff median(candidates' P') >= median(P' stored for units dropped before); the
   first drop has no previous median.
 - `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}.
+- `scores_settled` / `batch_growth`: the paper's future work (Sect. 6), as options: end the warm-up
+  once no unit's score moves by more than a tolerance between two epochs, and grow the batch as the
+  head gets cheaper (by the ratio of full to head training work, in powers of two, up to a cap).
 All counts are relative to the first unit of the current head.
 """
 from __future__ import annotations
@@ -98,3 +101,23 @@ def schedule_cut(schedule: Mapping[int, int], epoch: int, n_cut: int, n_conv: in
     if want is None:
         return n_cut
     return max(n_cut, min(int(want), n_conv - 1))
+
+
+def scores_settled(prev: Sequence[float] | None, cur: Sequence[float], tol: float) -> bool:
+    """True when every unit's P moved by less than `tol` since the previous epoch."""
+    if prev is None or len(prev) != len(cur) or not cur:
+        return False
+    diffs = [abs(a - b) for a, b in zip(prev, cur)]
+    return all(math.isfinite(d) for d in diffs) and max(diffs) < tol
+
+
+def batch_growth(full_work: float, head_work: float, batch_size: int, max_batch_size: int) -> int:
+    """Factor (a power of two) by which the batch may grow when a step costs head_work instead of
+    full_work: the largest 2^k <= full_work / head_work with batch_size * 2^k <= max_batch_size."""
+    if head_work <= 0 or full_work <= head_work:
+        return 1
+    k = int(math.floor(math.log2(full_work / head_work)))
+    f = 2 ** max(0, k)
+    while f > 1 and batch_size * f > max_batch_size:
+        f //= 2
+    return f
