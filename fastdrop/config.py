@@ -37,6 +37,7 @@ class CacheConfig:
     backend: str = "auto"  # auto | device | host | disk
     dtype: str = "auto"    # auto (compute dtype; bf16 under bf16-mixed) | fp32 | fp16 | bf16
     views: int = 1         # stored augmented views per image (1 = un-augmented only)
+    cost_aware: bool = False  # cache a cut only once reading it is cheaper than recomputing it
 
 
 @dataclass

@@ -153,3 +153,19 @@ def test_warmup_ends_when_scores_settle(tmp_path):
     # A huge tolerance: the scores "settle" at epoch 2, long before the fixed warm-up of 4 would end.
     row, t = fit(tmp_path, "strategy=freezing", "epochs=5", "strategy.warmup=4", "strategy.warmup_settle=1.0")
     assert t.strategy.warm_since == 2
+
+
+@pytest.mark.parametrize("pays", [[False, False, True], [True]])
+def test_cost_aware_cut_defers_caching_and_stays_equal_to_freezing(tmp_path, monkeypatch, pays):
+    from fastdrop.strategies.dropping import Dropping
+
+    answers = iter(pays + [True] * 10)
+    monkeypatch.setattr(Dropping, "caching_pays", lambda self: (next(answers), 1.0, 0.5))
+    rf, rd = assert_same_run(tmp_path, "model=resnet18", "epochs=4", "strategy.policy=schedule",
+                             "strategy.schedule={1:2}", "strategy.cache.cost_aware=true")
+    run_units = [h["fwd_macs_per_sample"] for h in rd["history"]]
+    full = rd["fwd_macs_full_per_sample"]
+    if pays[0]:
+        assert run_units[1:] == [run_units[1]] * 3 and run_units[1] < full
+    else:  # epochs 2 and 3 still run the cut units, epoch 4 reads them from the cache
+        assert run_units[:3] == [full] * 3 and run_units[3] < full

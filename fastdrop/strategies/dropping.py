@@ -10,6 +10,12 @@ Augmentation: cached states cannot be re-augmented. With `cache.views=1` (defaul
 un-augmented split and the head sees the same tail output of each image every epoch. With K views the
 cache holds, per image, view 0 = the image, view 1 = its horizontal flip, views 2.. = random crops (with
 random flips); each epoch one view per sample is drawn, so augmentation survives at K x cache memory.
+
+Cost-aware cut (`cache.cost_aware=true`): a cheap first layer can cost more to read back from a cache
+than to recompute (its maps are larger than the images). At each epoch with uncached cut units, one
+batch of both is timed; while recomputing is cheaper the cut units stay in the forward pass, frozen
+(no grad, frozen BN statistics: Freezing's computation), and caching starts once it pays. The decisions,
+and so the weights, are the paper's either way.
 """
 from __future__ import annotations
 
@@ -100,21 +106,66 @@ class Dropping(Strategy):
         except CacheDamaged as e:
             log.warning("feature cache not trustworthy, rebuilding it from the tail: %s", e)
 
+    def _sync(self):
+        if self.ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def _best_of(self, fn, repeats: int = 3) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            self._sync()
+            t0 = time.perf_counter()
+            fn()
+            self._sync()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    def caching_pays(self) -> tuple[bool, float, float]:
+        """Cost-aware cut: is reading the newly cut units' output from a cache cheaper than recomputing
+        it (reading their input and running them forward, frozen)? Both are timed on one batch; the read
+        of the new cache is timed on a stand-in buffer of its per-sample shape."""
+        bs = min(self.ctx.batch_size * self.growth, len(self.data.train))
+        dev = self.cache.index_device if self.cache is not None else self.data.train.x.device
+        rows = torch.randperm(len(self.data.train), generator=self.ctx.generator(0, 4))[:bs].to(dev)
+        units = (self.cache_units, self.n_cut)
+
+        def recompute():
+            with torch.no_grad(), self.ctx.autocast_ctx():
+                return self.chain.run(self._source_states(rows), *units)
+
+        for u in self.chain.units[units[0]:units[1]]:
+            u.eval()
+        out = recompute()
+        probe = [torch.empty((min(4 * bs, len(self.data.train)), *t.shape[1:]), dtype=self._cache_dtype(),
+                             device=self.ctx.device) for t in out]
+        pick = torch.randperm(len(probe[0]), device=self.ctx.device)[:bs]
+        t_read = self._best_of(lambda: [p.index_select(0, pick).to(self.ctx.dtype) for p in probe])
+        t_recompute = self._best_of(recompute)
+        return t_read < t_recompute, t_read, t_recompute
+
     def begin_epoch(self, epoch: int) -> float:
         super().begin_epoch(epoch)
         if self.cache_units == self.n_cut:
             return 0.0
-        if self.ctx.device.type == "cuda":
-            torch.cuda.synchronize()
+        self._sync()
         t0 = time.perf_counter()
         self._reopen()
-        # Replay the cuts in order so a resumed run rebuilds exactly the cache it had (same rounding).
-        for _, n in self.cut_history:
-            if n > self.cache_units:
-                self._build(n)
-        if self.ctx.device.type == "cuda":
-            torch.cuda.synchronize()
+        build = self.cache_units < self.n_cut
+        if build and self.cfg.cache.cost_aware:
+            build, t_read, t_recompute = self.caching_pays()
+            if not build:
+                log.info("epoch %d: reading cached %s would cost %.1f ms per batch, recomputing it %.1f ms: "
+                         "kept frozen in the forward pass for now", epoch, self.chain.names[self.n_cut - 1],
+                         1e3 * t_read, 1e3 * t_recompute)
+        if build:
+            # Replay the cuts in order so a resumed run rebuilds exactly the cache it had (same rounding).
+            for _, n in self.cut_history:
+                if n > self.cache_units:
+                    self._build(n)
+        self._sync()
         self.chain.train()
+        for u in self.chain.units[self.cache_units:self.n_cut]:  # cut but not cached: frozen statistics
+            u.eval()
         return time.perf_counter() - t0
 
     # -- training ---------------------------------------------------------------------------------
@@ -136,7 +187,10 @@ class Dropping(Strategy):
             yield self.cache.gather(rows_all[s], self.ctx.dtype), self.data.train.y[perm[s]]
 
     def forward(self, state: tuple) -> torch.Tensor:
-        return self.chain.run(state, self.cache_units)[0]
+        if self.cache_units < self.n_cut:  # cost-aware cut: these run frozen until caching them pays
+            with torch.no_grad():
+                state = self.chain.run(state, self.cache_units, self.n_cut)
+        return self.chain.run(state, self.n_cut)[0]
 
     @property
     def first_run_unit(self) -> int:
