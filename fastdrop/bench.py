@@ -24,7 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from tabulate import tabulate
 
 from .results import atomic_write_text
-from .trainer import USER_ERRORS, Trainer, synchronize
+from .strategies.base import synchronize
+from .strategies.policy import backward_work
+from .trainer import USER_ERRORS, Trainer
 
 RUNS = ["sgd", "freezing", "dropping"]
 
@@ -34,8 +36,7 @@ def run_work(row: dict) -> float:
     macs = row["unit_macs_per_sample"]
     total, cut_before = 0.0, 0
     for h in row["history"]:
-        trained = macs[cut_before:]
-        total += h["fwd_macs_per_sample"] + 2 * sum(trained) - trained[0]
+        total += h["fwd_macs_per_sample"] + backward_work(macs, cut_before)
         cut_before = len(h["dropped_units"])
     return total
 

@@ -29,9 +29,10 @@ from .config import PRECISIONS
 from .data import DataError, ImageData, load_data
 from .flops import unit_macs
 from .models import Chain, build_model
-from .results import git_commit, write_row
+from .results import atomic_torch_save, git_commit, write_row
 from .schedule import get_lr
 from .strategies import STRATEGIES, RunContext
+from .strategies.base import synchronize
 from .strategies.cache import CacheError
 
 log = logging.getLogger("fastdrop")
@@ -110,17 +111,6 @@ def config_fingerprint(cfg: DictConfig) -> str:
         d.pop(k, None)
     d["data"].pop("root", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def evaluate(chain: Chain, data: ImageData, ctx: RunContext) -> float:
@@ -208,7 +198,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
         }
-        _atomic_save(state, self.run_dir / CKPT)
+        atomic_torch_save(state, self.run_dir / CKPT)
 
     def load_checkpoint(self) -> None:
         path = self.run_dir / CKPT

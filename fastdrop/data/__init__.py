@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..results import atomic_write, atomic_torch_save
+
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).parent / "assets"
@@ -131,9 +133,7 @@ def _mnist(root: Path, download: bool, train: bool) -> Split:
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"MNIST file {gz} is corrupted ({e}); delete it and copy or download it again") from None
             try:
-                tmp = out.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, out)
+                atomic_write(out, lambda f: f.write(data))
             except OSError as e:
                 raise DataError(f"cannot extract {gz} next to itself ({e}); copy the MNIST folder to a "
                                 f"writable data.root") from None
@@ -256,9 +256,7 @@ def _decode_once(ds, cache: Path, size: int, what: str) -> Split:
         raise DataError(f"no images found for {what}")
     out = Split(torch.stack(xs), torch.tensor(ys, dtype=torch.long))
     try:
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"x": out.x, "y": out.y, "key": key}, tmp)
-        os.replace(tmp, cache)
+        atomic_torch_save({"x": out.x, "y": out.y, "key": key}, cache)
     except OSError:
         pass  # read-only data folder: decode again next time
     return out

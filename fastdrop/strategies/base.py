@@ -1,9 +1,11 @@
 """What every strategy shares: the hooks the trainer calls, scoring, and the cut decisions.
 
 The trainer only ever calls `begin_epoch`, `batches`, `forward`, `after_backward`, `end_epoch` and
-`epoch_stats`; a strategy differs from another only in what a cut does (`_apply_cut`) and where its
-batches come from. `n_cut` counts the leading conv units cut (frozen or dropped); the scores of the
-units cut are stored as they were when cut, for the median rule (Sect. 3.2, step 2).
+`epoch_stats`; a strategy differs from another only in where its batches come from (`first_run_unit`:
+the first unit its forward pass runs, 0 unless states come from a cache). `n_cut` counts the leading
+conv units cut (frozen or dropped): the units in [first_run_unit, n_cut) run frozen (no grad, eval-mode
+BN), the rest train. The scores of the units cut are stored as they were when cut, for the median rule
+(Sect. 3.2, step 2).
 """
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ from . import policy
 from .scores import ScoreAccumulator
 
 log = logging.getLogger(__name__)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU, so wall-clock timings cover the work they claim to."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -87,8 +95,7 @@ class Strategy:
         if not self.cfg.grow_batch or not self.n_cut:
             return 1
         macs = self.ctx.unit_macs
-        # training work per sample: forward + weight and input gradients of the trained units
-        work = lambda k: sum(macs[k:]) * 3 - macs[k]  # noqa: E731
+        work = lambda k: sum(macs[k:]) + policy.backward_work(macs, k)  # noqa: E731  (a head from unit k)
         return policy.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size, self.cfg.max_batch_size)
 
     @property
@@ -110,14 +117,24 @@ class Strategy:
 
     # -- hooks ------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> float:
-        """Put the chain in training mode for this epoch; returns seconds spent building caches."""
-        self.chain.train()
+        """Prepare the epoch's inputs (`_prepare`: seconds spent building caches), then training mode for
+        the trained units and eval mode (frozen BN statistics) for the cut units still run."""
         if self.scorer is not None:
             self.scorer.reset()
+        seconds = self._prepare(epoch)
+        self.chain.train()
+        for u in self.chain.units[self.first_run_unit:self.n_cut]:
+            u.eval()
+        return seconds
+
+    def _prepare(self, epoch: int) -> float:
         return 0.0
 
     def forward(self, state: tuple) -> torch.Tensor:
-        return self.chain.run(state)[0]
+        if self.first_run_unit < self.n_cut:  # cut units still in the forward pass: no graph, no backward
+            with torch.no_grad():
+                state = self.chain.run(state, self.first_run_unit, self.n_cut)
+        return self.chain.run(state, self.n_cut)[0]
 
     def end_epoch(self, epoch: int) -> dict:
         """Scores of the epoch (Eqs. 1-3) and, after warm-up, the cut decision (Eq. 4, median rule)."""
@@ -165,10 +182,6 @@ class Strategy:
             self.cut_history.append((epoch, n))
         if self.scorer is not None:
             self.scorer = self._make_scorer()
-        self._apply_cut(n)
-
-    def _apply_cut(self, n: int) -> None:
-        pass
 
     # -- reporting --------------------------------------------------------------------------------
     @property

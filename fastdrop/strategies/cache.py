@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..results import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
@@ -143,9 +145,7 @@ class FeatureCache:
             mm.flush()
             files.append({"name": path.name, "bytes": path.stat().st_size, "blake2b": _file_digest(path)})
         meta = {"rows": self.rows, "shapes": [list(s) for s in self.shapes], "dtype": str(self.dtype), "files": files}
-        tmp = self.disk_dir / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.disk_dir / "meta.json")
+        atomic_write_text(self.disk_dir / "meta.json", json.dumps(meta))
 
     @classmethod
     def open_disk(cls, disk_dir: Path, rows: int, dtype: torch.dtype, device: torch.device) -> "FeatureCache":

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from .base import Strategy
+from .base import Strategy, synchronize
 from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
 
 log = logging.getLogger(__name__)
@@ -106,17 +106,13 @@ class Dropping(Strategy):
         except CacheDamaged as e:
             log.warning("feature cache not trustworthy, rebuilding it from the tail: %s", e)
 
-    def _sync(self):
-        if self.ctx.device.type == "cuda":
-            torch.cuda.synchronize()
-
     def _best_of(self, fn, repeats: int = 3) -> float:
         best = float("inf")
         for _ in range(repeats):
-            self._sync()
+            synchronize(self.ctx.device)
             t0 = time.perf_counter()
             fn()
-            self._sync()
+            synchronize(self.ctx.device)
             best = min(best, time.perf_counter() - t0)
         return best
 
@@ -143,11 +139,10 @@ class Dropping(Strategy):
         t_recompute = self._best_of(recompute)
         return t_read < t_recompute, t_read, t_recompute
 
-    def begin_epoch(self, epoch: int) -> float:
-        super().begin_epoch(epoch)
+    def _prepare(self, epoch: int) -> float:
         if self.cache_units == self.n_cut:
             return 0.0
-        self._sync()
+        synchronize(self.ctx.device)
         t0 = time.perf_counter()
         self._reopen()
         build = self.cache_units < self.n_cut
@@ -162,10 +157,7 @@ class Dropping(Strategy):
             for _, n in self.cut_history:
                 if n > self.cache_units:
                     self._build(n)
-        self._sync()
-        self.chain.train()
-        for u in self.chain.units[self.cache_units:self.n_cut]:  # cut but not cached: frozen statistics
-            u.eval()
+        synchronize(self.ctx.device)
         return time.perf_counter() - t0
 
     # -- training ---------------------------------------------------------------------------------
@@ -186,15 +178,9 @@ class Dropping(Strategy):
         for s in self._batch_slices(n):
             yield self.cache.gather(rows_all[s], self.ctx.dtype), self.data.train.y[perm[s]]
 
-    def forward(self, state: tuple) -> torch.Tensor:
-        if self.cache_units < self.n_cut:  # cost-aware cut: these run frozen until caching them pays
-            with torch.no_grad():
-                state = self.chain.run(state, self.cache_units, self.n_cut)
-        return self.chain.run(state, self.n_cut)[0]
-
     @property
     def first_run_unit(self) -> int:
-        return self.cache_units
+        return self.cache_units  # units cut but not cached yet (cost-aware cut) run frozen
 
     def epoch_stats(self) -> dict:
         out = super().epoch_stats()

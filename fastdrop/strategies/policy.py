@@ -111,6 +111,13 @@ def scores_settled(prev: Sequence[float] | None, cur: Sequence[float], tol: floa
     return all(math.isfinite(d) for d in diffs) and max(diffs) < tol
 
 
+def backward_work(unit_macs: Sequence[float], first_trained: int) -> float:
+    """Backward MACs per sample when units [first_trained:] train: a weight gradient for each (its
+    forward MACs) and an input gradient for each but the first, whose input needs none."""
+    trained = unit_macs[first_trained:]
+    return 2 * sum(trained) - trained[0]
+
+
 def batch_growth(full_work: float, head_work: float, batch_size: int, max_batch_size: int) -> int:
     """Factor (a power of two) by which the batch may grow when a step costs head_work instead of
     full_work: the largest 2^k <= full_work / head_work with batch_size * 2^k <= max_batch_size."""
