@@ -36,7 +36,8 @@ def _hydra_app(task):
 
 
 def run_task(cfg, run_dir, experiment, multirun):
-    from .trainer import USER_ERRORS, Trainer
+    from .trainer import Trainer
+    from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
     try:
