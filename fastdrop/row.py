@@ -35,6 +35,8 @@ def build_row(t, status: str, reason: str) -> dict:
         "A": h[-1]["test_acc"] if h else None,
         "train_images": len(t.data.train), "test_images": len(t.data.test),
         "augment": cfg.data.augment,
+        "train_class_counts": t.class_counts["train"], "test_class_counts": t.class_counts["test"],
+        "warnings": list(t.warnings),
         "cache_note": _cache_note(cfg),
         "unit_names": t.chain.names, "unit_macs_per_sample": t.ctx.unit_macs,
         "fwd_macs_full_per_sample": int(sum(t.ctx.unit_macs)),

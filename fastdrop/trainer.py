@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .data import ImageData, load_data
+from .data.subset import class_counts
 from .flops import unit_macs
 from .models import Chain, build_model
 from .results import atomic_torch_save, write_row
@@ -93,10 +94,16 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         d = cfg.data
         self.data = data if data is not None else load_data(
-            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size)
+            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed)
         if data is not None:
-            self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
+            self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
+            self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
         self.data.to(self.device)
+        self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
+        self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        for k, counts in self.class_counts.items():
+            if sum(c > 0 for c in counts) < 2:
+                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
         self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
         self.chain = chain if chain is not None else build_model(
             cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
@@ -121,6 +128,11 @@ class Trainer:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            log.warning(msg)
+
     def _check_results_dir(self) -> None:
         runs = Path(self.cfg.results_dir) / "runs"
         try:
@@ -140,7 +152,7 @@ class Trainer:
     def save_checkpoint(self, epoch: int) -> None:
         state = {
             "fingerprint": config_fingerprint(self.cfg), "epoch": epoch, "run_id": self.run_id,
-            "started_at": self.started_at, "T_s": self.T_s, "history": self.history,
+            "started_at": self.started_at, "T_s": self.T_s, "history": self.history, "warnings": self.warnings,
             "model": self.chain.state_dict(), "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
             "rng": {"torch": torch.get_rng_state(),
@@ -167,6 +179,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         self.history, self.T_s, self.run_id = state["history"], state["T_s"], state["run_id"]
         self.started_at = state["started_at"]
+        self.warnings = list(dict.fromkeys(state.get("warnings", []) + self.warnings))
         self.start_epoch = state["epoch"] + 1
         log.info("resumed %s after epoch %d (T so far %.1f s)", self.run_id, state["epoch"], self.T_s)
 

@@ -38,14 +38,15 @@ LOADERS: dict[str, tuple[Callable, str]] = {
 
 
 def load_data(name: str, root: str = "data", download: bool = False, train_subset: int | None = None,
-              test_subset: int | None = None, augment: bool = False, image_size: int | None = None) -> ImageData:
+              test_subset: int | None = None, augment: bool = False, image_size: int | None = None,
+              subset_seed: int = 0) -> ImageData:
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     fn, stats = LOADERS[name]
     kw = {"size": image_size} if name == "imagenette" and image_size else {}
     r = Path(root).expanduser()
-    train = fn(r, download, True, **kw).head(train_subset)
-    test = fn(r, download, False, **kw).head(test_subset)
+    train = fn(r, download, True, **kw).sample(train_subset, subset_seed)
+    test = fn(r, download, False, **kw).sample(test_subset, subset_seed)
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{name}: empty split after subsetting (train {len(train)}, test {len(test)})")
     mean, std = STATS[stats]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .subset import balanced_indices
+
 
 class DataError(RuntimeError):
     """Dataset missing or unreadable: the message is one line saying where and what to do."""
@@ -19,8 +21,10 @@ class Split:
     def __len__(self):
         return len(self.y)
 
-    def head(self, n: int | None) -> "Split":
-        return self if n is None else Split(self.x[:n], self.y[:n])
+    def sample(self, n: int | None, seed: int = 0) -> "Split":
+        """A seeded class-balanced sample of n rows (fastdrop.data.subset); all rows when n is None."""
+        idx = balanced_indices(self.y, n, seed)
+        return self if idx is None else Split(self.x[idx], self.y[idx])
 
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
