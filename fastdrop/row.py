@@ -21,7 +21,7 @@ def build_row(t, status: str, reason: str) -> dict:
         "run_id": t.run_id, "status": status, "status_reason": reason,
         "model": t.model_name, "width": cfg.model.width if t.model_name == cfg.model.name else None,
         "data": t.data.name, "strategy": cfg.strategy.name,
-        "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
+        "policy": t.strategy.policy_name,
         "experiment": t.experiment, "tag": cfg.tag,
         "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
         "precision": cfg.precision, "warmup": cfg.strategy.warmup,
@@ -37,7 +37,7 @@ def build_row(t, status: str, reason: str) -> dict:
         "augment": cfg.data.augment,
         "train_class_counts": t.class_counts["train"], "test_class_counts": t.class_counts["test"],
         "warnings": list(t.warnings),
-        "cache_note": _cache_note(cfg),
+        "cache_note": t.strategy.cache_note(cfg.strategy, cfg.data.augment),
         "unit_names": t.chain.names, "unit_macs_per_sample": t.ctx.unit_macs,
         "fwd_macs_full_per_sample": int(sum(t.ctx.unit_macs)),
         "params_total": sum(p.numel() for p in t.chain.parameters()),
@@ -47,12 +47,3 @@ def build_row(t, status: str, reason: str) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "history": h,
     }
-
-
-def _cache_note(cfg) -> str:
-    if cfg.strategy.name != "dropping" or not cfg.data.augment:
-        return ""
-    k = cfg.strategy.cache.views
-    if k == 1:
-        return "head trained on cached un-augmented tail outputs (augmentation stops at the first drop)"
-    return f"head trained on {k} cached views per image (plain, flip, {k - 2} random crops)"

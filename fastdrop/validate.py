@@ -5,9 +5,11 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .config import PRECISIONS
+from .registry import either
 from .data import DataError
 from .strategies import STRATEGIES
-from .strategies.cache import CacheError
+from .strategies.cache import BACKENDS, DTYPES, CacheError
+from .strategies.policy import CANDIDATE_RULES
 
 
 class ConfigError(ValueError):
@@ -33,16 +35,17 @@ def validate(cfg: DictConfig) -> None:
     s = cfg.strategy
     if s.name not in STRATEGIES:
         problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
+    cuts = s.name in STRATEGIES and STRATEGIES[s.name].cuts
     if s.policy not in ("learn_and_drop", "schedule", "none"):
         problems.append(f"strategy.policy must be learn_and_drop, schedule or none (got {s.policy!r})")
-    if s.candidates not in ("eq4", "max_prefix_sum"):
-        problems.append(f"strategy.candidates must be eq4 or max_prefix_sum (got {s.candidates!r})")
-    if s.warmup < 0 or (s.policy == "learn_and_drop" and s.name != "sgd" and s.warmup >= cfg.epochs):
+    if s.candidates not in CANDIDATE_RULES:
+        problems.append(f"strategy.candidates must be {either(CANDIDATE_RULES)} (got {s.candidates!r})")
+    if s.warmup < 0 or (s.policy == "learn_and_drop" and cuts and s.warmup >= cfg.epochs):
         problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
-    if s.cache.backend not in ("auto", "device", "host", "disk"):
-        problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
-    if s.cache.dtype not in ("auto", "fp32", "fp16", "bf16", "fp64"):
-        problems.append(f"strategy.cache.dtype must be auto, fp32, fp16, bf16 or fp64 (got {s.cache.dtype!r})")
+    if s.cache.backend != "auto" and s.cache.backend not in BACKENDS:
+        problems.append(f"strategy.cache.backend must be auto, {BACKENDS.choices()} (got {s.cache.backend!r})")
+    if s.cache.dtype != "auto" and s.cache.dtype not in DTYPES:
+        problems.append(f"strategy.cache.dtype must be auto, {either(DTYPES)} (got {s.cache.dtype!r})")
     if s.schedule is not None:
         try:
             bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
@@ -59,3 +62,4 @@ def validate(cfg: DictConfig) -> None:
             problems.append(f"data.{sub} must be > 0 (got {v})")
     if problems:
         raise ConfigError("; ".join(problems))
+

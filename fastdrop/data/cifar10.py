@@ -6,9 +6,13 @@ from pathlib import Path
 
 import torch
 
+from ..registry import DATASETS
 from .containers import DataError, Split
 
+CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # of the training set
 
+
+@DATASETS.register("cifar10", stats=CIFAR10_STATS, paper="cifar10")
 def _cifar10(root: Path, download: bool, train: bool) -> Split:
     from torchvision.datasets import CIFAR10
 

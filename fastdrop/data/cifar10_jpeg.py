@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..registry import DATASETS
+from .cifar10 import CIFAR10_STATS
 from .containers import DataError, Split
 from .decode_cache import _decode_once
 
 
+@DATASETS.register("cifar10_jpeg", stats=CIFAR10_STATS, paper="cifar10")
 def _cifar10_jpeg(root: Path, download: bool, train: bool) -> Split:
     """The CIFAR-10 JPEG copy (`<root>/cifar10-jpeg/{train,test}/<class>/*.jpg`, e.g. ../shared/data):
     class folders sort into CIFAR-10's own label order. Lossy re-encoding: say so in a row's `tag`."""

@@ -6,11 +6,15 @@ import zlib
 from pathlib import Path
 
 from ..results import atomic_write
+from ..registry import DATASETS
 from .containers import DataError, Split
+
+MNIST_STATS = ((0.1307,), (0.3081,))  # per-channel mean/std of the training set
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
+@DATASETS.register("mnist", stats=MNIST_STATS, paper="mnist")
 def _mnist(root: Path, download: bool, train: bool) -> Split:
     from torchvision.datasets import MNIST
 

@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..registry import DATASETS
 from .containers import DataError, Split
+from .mnist import MNIST_STATS
 
 ASSETS = Path(__file__).parent / "assets"
 
 
+@DATASETS.register("mnist_mini", stats=MNIST_STATS, paper="mnist")
 def _mnist_mini(root: Path, download: bool, train: bool) -> Split:
     path = ASSETS / "mnist_mini.npz"
     try:

@@ -10,34 +10,27 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet, conv1x1
 
+from ..registry import MODELS
 from .chain import Chain, SeqUnit, State, Unit
 
-LAYOUT = {
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
-    "resnet152": (Bottleneck, [3, 8, 36, 3]),
-}
+STAGE_PLANES = (64, 128, 256, 512)  # torchvision's stage widths at width 1.0
 
 
-class _ScaledResNet(ResNet):
-    """torchvision's ResNet whose stage widths are multiplied by `width` (torchvision hard-codes 64..512)."""
+def _scaled(c: int, width: float) -> int:
+    return max(1, int(round(c * width)))
 
-    def __init__(self, block, layers, width: float, **kw):
-        self._width = width
-        super().__init__(block, layers, **kw)
 
-    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
-        if self.inplanes == 64 and planes == 64 and not hasattr(self, "_rescaled"):
-            # First stage: torchvision set inplanes=64 for the stem; rebuild the stem at the scaled width.
-            self._rescaled = True
-            self.inplanes = max(1, int(round(64 * self._width)))
-            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
-            self.bn1 = self._norm_layer(self.inplanes)
-        return super()._make_layer(block, max(1, int(round(planes * self._width))), blocks, stride, dilate)
+def _stage(block, inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    """One stage as torchvision lays it out (its public block classes; downsample when the shape changes)."""
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = nn.Sequential(conv1x1(inplanes, planes * block.expansion, stride),
+                                   nn.BatchNorm2d(planes * block.expansion))
+    layers = [block(inplanes, planes, stride, downsample)]
+    layers += [block(planes * block.expansion, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
 
 
 class BlockEntry(Unit):
@@ -73,18 +66,33 @@ class BlockExit(Unit):
         return (self.relu(out),)
 
 
-def build_resnet(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> ResNet:
-    block, layers = LAYOUT[name]
-    model = _ScaledResNet(block, layers, width, num_classes=num_classes)
-    if model.fc.in_features != model.inplanes:  # torchvision sizes fc for width 1
-        model.fc = nn.Linear(model.inplanes, num_classes)
-    c = model.conv1.out_channels
-    if image_size <= 64:
+def build_resnet(block, layers: list[int], num_classes: int, in_channels: int, image_size: int,
+                 width: float = 1.0) -> ResNet:
+    """torchvision's `ResNet` with every stage's width scaled: the shell is built on the meta device (no
+    memory, no time) and given real stem, stages and fc built from torchvision's public blocks, then
+    initialised as torchvision's __init__ does. At width 1.0 the parameter names and shapes are
+    torchvision's."""
+    with torch.device("meta"):
+        model = ResNet(block, layers, num_classes=num_classes)
+    c = _scaled(64, width)
+    if image_size <= 64:  # CIFAR stem
         model.conv1 = nn.Conv2d(in_channels, c, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
-    elif in_channels != 3:
+    else:
         model.conv1 = nn.Conv2d(in_channels, c, kernel_size=7, stride=2, padding=3, bias=False)
-    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.bn1 = nn.BatchNorm2d(c)
+    inplanes = c
+    for i, (planes, n) in enumerate(zip(STAGE_PLANES, layers)):
+        planes = _scaled(planes, width)
+        setattr(model, f"layer{i + 1}", _stage(block, inplanes, planes, n, 1 if i == 0 else 2))
+        inplanes = planes * block.expansion
+    model.fc = nn.Linear(inplanes, num_classes)
+    for m in model.modules():  # torchvision ResNet.__init__'s initialisation (zero_init_residual=False)
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
     return model
 
 
@@ -104,3 +112,18 @@ def resnet_chain(model: ResNet) -> Chain:
     units.append(SeqUnit(model.avgpool, nn.Flatten(1), model.fc))
     names.append("classifier")
     return Chain(units, names)
+
+
+def _register(name: str, block, layers: list[int]) -> None:
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> ResNet:
+        return build_resnet(block, layers, num_classes, in_channels, image_size, width)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name} (torchvision {block.__name__} x {layers}), one unit per conv."
+    MODELS.register(name, family="resnet", module_type=ResNet, to_chain=resnet_chain)(build)
+
+
+_register("resnet18", BasicBlock, [2, 2, 2, 2])
+_register("resnet50", Bottleneck, [3, 4, 6, 3])
+_register("resnet101", Bottleneck, [3, 4, 23, 3])
+_register("resnet152", Bottleneck, [3, 8, 36, 3])

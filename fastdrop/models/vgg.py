@@ -13,17 +13,17 @@ import torch
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
+from ..registry import MODELS
 from .chain import Chain, SeqUnit
-
-DEPTH_TO_CFG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 
 def _scaled(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
 
-def build_vgg(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0):
-    cfg = [v if v == "M" else _scaled(v, width) for v in cfgs[DEPTH_TO_CFG[name]]]
+def build_vgg(letter: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0):
+    """torchvision's VGG configuration `letter` ("A" = VGG-11, "D" = 16, "E" = 19) with batch norm."""
+    cfg = [v if v == "M" else _scaled(v, width) for v in cfgs[letter]]
     features = make_layers(cfg, batch_norm=True)
     first = features[0]
     if in_channels != first.in_channels:
@@ -78,3 +78,17 @@ def vgg_chain(model: VGG) -> Chain:
     units.append(SeqUnit(model.avgpool, nn.Flatten(1), model.classifier))
     names.append("classifier")
     return Chain(units, names)
+
+
+def _register(name: str, letter: str) -> None:
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> VGG:
+        return build_vgg(letter, num_classes, in_channels, image_size, width)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name} with batch norm (torchvision configuration {letter!r}), one unit per conv."
+    MODELS.register(name, family="vgg", module_type=VGG, to_chain=vgg_chain)(build)
+
+
+_register("vgg11", "A")
+_register("vgg16", "D")
+_register("vgg19", "E")

@@ -16,14 +16,14 @@ forward work in MMAC and in MFLOPs (= 2 x MAC); the paper's Table 3, though head
 from __future__ import annotations
 
 from .cli import figures_main, tables_main
-from .common import (DASH, DATA_ORDER, FIG_KEYS, GROUP_KEYS, MODEL_ORDER, STRATEGIES, STRATEGY_LABEL, fmt_pm,
-                     fmt_width, mean_std, paper_dataset, paper_flops, paper_numbers)
+from .common import (DASH, FIG_KEYS, GROUP_KEYS, baseline, family, fmt_pm, fmt_width, label, mean_std,
+                     paper_dataset, paper_flops, paper_numbers, strategies)
 from .figures import draw_figures, figure_groups, write_figures
 from .render import build_tables, format_tables, to_latex, to_markdown, write_tables
 from .rows import COLUMNS, REQUIRED, load_rows
 from .tables import compute_tables, usable_runs
 
-__all__ = ["DASH", "DATA_ORDER", "FIG_KEYS", "GROUP_KEYS", "MODEL_ORDER", "STRATEGIES", "STRATEGY_LABEL", "fmt_pm",
+__all__ = ["DASH", "FIG_KEYS", "GROUP_KEYS", "baseline", "family", "label", "strategies", "fmt_pm",
            "fmt_width", "mean_std", "paper_dataset", "paper_flops", "paper_numbers", "draw_figures",
            "figure_groups", "write_figures", "build_tables", "format_tables", "to_latex", "to_markdown",
            "write_tables", "COLUMNS", "REQUIRED", "load_rows", "compute_tables", "usable_runs", "figures_main",

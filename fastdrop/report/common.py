@@ -1,5 +1,6 @@
-"""What the row loader, the tables and the figures share: strategy labels and styles, the comparison keys,
-the display order, number formatting and the paper's own numbers (fastdrop/paper_*.csv)."""
+"""What the row loader, the tables and the figures share: strategy labels and styles, the display order
+and the model families (all read from the registries), the comparison keys, number formatting and the
+paper's own numbers (fastdrop/paper_*.csv)."""
 from __future__ import annotations
 
 import math
@@ -9,15 +10,12 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-STRATEGIES = ("sgd", "freezing", "dropping")
-STRATEGY_LABEL = {"sgd": "SGD", "freezing": "Freezing", "dropping": "Dropping"}
-STRATEGY_COLOR = {"sgd": "tab:red", "freezing": "tab:blue", "dropping": "tab:green"}  # as in the paper's figures
-# SGD and Freezing often coincide (same forward work, same parameter count): distinct styles keep both visible.
-STRATEGY_STYLE = {"sgd": dict(ls="-", lw=2.8, marker="o", ms=4), "freezing": dict(ls="--", lw=1.8, marker="s", ms=3),
-                  "dropping": dict(ls="-", lw=1.8, marker="^", ms=4)}
-MODEL_ORDER = ["vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-DATA_ORDER = ["mnist", "mnist_mini", "cifar10", "imagenette"]
-PAPER_DATASET = {"mnist": "mnist", "mnist_mini": "mnist", "cifar10": "cifar10", "imagenette": "imagenette"}
+from ..data import DATASETS
+from ..models import MODELS
+from ..strategies import STRATEGIES
+
+# The paper's Table 3 compares the baseline's forward work with Dropping's.
+TABLE3_STRATEGY = "dropping"
 
 # Two runs are comparable (ΔT, accuracy drop) only if all of these match, and the seed.
 GROUP_KEYS = ["model", "data", "width", "epochs", "batch_size", "precision", "device", "device_name"]
@@ -28,6 +26,33 @@ KEY_LABEL = {"model": "network", "data": "dataset", "width": "width", "epochs": 
 FIG_KEYS = ["model", "data", "width", "epochs", "seed", "device"]
 
 DASH = "–"
+
+
+def strategies() -> list[str]:
+    """Registered strategies in table/figure order."""
+    return STRATEGIES.names()
+
+
+def baseline() -> str:
+    """The strategy time savings are measured against (registered with baseline=True)."""
+    return next(s for s in STRATEGIES if STRATEGIES.attr(s, "baseline"))
+
+
+def label(strategy: str) -> str:
+    return STRATEGIES.attr(strategy, "label", strategy)
+
+
+def color(strategy: str):
+    return STRATEGIES.attr(strategy, "color")
+
+
+def style(strategy: str) -> dict:
+    return STRATEGIES.attr(strategy, "style", {})
+
+
+def family(model: str, stored: Optional[str] = None) -> Optional[str]:
+    """A network's family (vgg, resnet, ...): as the row stored it, else from the model registry."""
+    return stored if isinstance(stored, str) and stored else MODELS.attr(model, "family")
 
 
 def _finite(x) -> bool:
@@ -70,9 +95,7 @@ def _same(a, b) -> bool:
 
 
 def _order(model: str, data: str) -> tuple:
-    m = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
-    d = DATA_ORDER.index(data) if data in DATA_ORDER else len(DATA_ORDER)
-    return (m, model, d, data)
+    return (MODELS.order(model), model, DATASETS.order(data), data)
 
 
 def _label(key: dict) -> str:
@@ -91,7 +114,8 @@ def paper_flops() -> pd.DataFrame:
 
 
 def paper_dataset(data: str) -> Optional[str]:
-    if data in PAPER_DATASET:
-        return PAPER_DATASET[data]
-    head = data.split("_")[0]
-    return PAPER_DATASET.get(head)
+    """The paper's dataset a registered dataset stands for (its `paper` attribute; mnist_mini -> mnist)."""
+    if data in DATASETS:
+        return DATASETS.attr(data, "paper")
+    head = data.split("_")[0]  # rows of a dataset no longer registered
+    return DATASETS.attr(head, "paper") if head in DATASETS else None

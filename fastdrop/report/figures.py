@@ -9,8 +9,7 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import (FIG_KEYS, STRATEGIES, STRATEGY_COLOR, STRATEGY_LABEL, STRATEGY_STYLE, _finite, _order,
-                     _wkey, fmt_width)
+from .common import FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, strategies, style
 from .rows import load_rows
 
 def _slug(x) -> str:
@@ -40,7 +39,7 @@ def figure_groups(df: pd.DataFrame, warnings: list[str], run_ids: Optional[list[
         k = dict(zip(FIG_KEYS, key))
         g = g.sort_values(["finished_at", "run_id"], kind="stable")
         runs = {}
-        for s in STRATEGIES:
+        for s in strategies():
             gs = g[g["strategy"] == s]
             if run_ids and gs["run_id"].isin(run_ids).any():
                 gs = gs[gs["run_id"].isin(run_ids)]
@@ -55,7 +54,7 @@ def figure_groups(df: pd.DataFrame, warnings: list[str], run_ids: Optional[list[
             named = [r for r in runs.values() if r["run_id"] in run_ids]
             primary = named[0] if named else None
         if primary is None:
-            primary = runs.get("sgd", next(iter(runs.values())))
+            primary = runs.get(baseline(), next(iter(runs.values())))
         out.append((k, runs, primary))
     out.sort(key=lambda t: _order(t[0]["model"], t[0]["data"]) + (_wkey(t[0]["width"]), t[0]["epochs"], t[0]["seed"]))
     return out
@@ -119,7 +118,7 @@ def _unit_figure(k, runs, run, metric: str, ylabel: str, title: str, log_y: bool
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\n{_identity(k, runs)} - {STRATEGY_LABEL[run['strategy']]} run", fontsize=10)
+    ax.set_title(f"{title}\n{_identity(k, runs)} - {label(run['strategy'])} run", fontsize=10)
     if n <= 12:
         ax.legend(title="unit (input → output)", fontsize=8, title_fontsize=8, loc="best", ncols=1 if n <= 6 else 2)
     sm = ScalarMappable(norm=Normalize(-0.5, n - 0.5), cmap=matplotlib.colors.ListedColormap(
@@ -138,7 +137,7 @@ def _strategy_figure(k, runs, panels, title: str, path: Path, cache_marks: bool 
     drawn = False
     for ax, (field, ylabel, scale) in zip(axes, panels):
         top = 0.0
-        for s in STRATEGIES:
+        for s in strategies():
             if s not in runs:
                 continue
             xs, ys = _epochs(runs[s], field)
@@ -146,13 +145,13 @@ def _strategy_figure(k, runs, panels, title: str, path: Path, cache_marks: bool 
             if any(math.isfinite(y) for y in ys):
                 drawn = True
                 top = max([top] + [y for y in ys if math.isfinite(y)])
-            ax.plot(xs, ys, color=STRATEGY_COLOR[s], label=STRATEGY_LABEL[s], **STRATEGY_STYLE[s])
+            ax.plot(xs, ys, color=color(s), label=label(s), **style(s))
             if cache_marks and field == "train_time_s":
                 cx, cy = _epochs(runs[s], "cache_time_s")
                 pts = [(x, y) for x, y in zip(cx, cy) if math.isfinite(y) and y > 0]
                 if pts:
-                    ax.scatter(*zip(*pts), marker="*", s=160, color=STRATEGY_COLOR[s], edgecolor="black",
-                               linewidth=0.6, zorder=5, label=f"{STRATEGY_LABEL[s]}: cache building (s)")
+                    ax.scatter(*zip(*pts), marker="*", s=160, color=color(s), edgecolor="black",
+                               linewidth=0.6, zorder=5, label=f"{label(s)}: cache building (s)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         if field != "test_acc" and top > 0:

@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 from tabulate import tabulate
 
-from .common import DASH, STRATEGIES, STRATEGY_LABEL, fmt_pm, fmt_width
+from .common import DASH, TABLE3_STRATEGY, baseline, fmt_pm, fmt_width, label, strategies
 from .rows import load_rows
 from .tables import compute_tables
 
@@ -50,42 +50,13 @@ def _setup_display(r) -> dict:
 
 def format_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The numeric tables as display strings: 'mean ± std' (std only with two seeds or more), '–' for none."""
-    out = {}
-    for name in ("table1_vgg", "table2_resnet"):
-        rows = []
-        for _, r in tables[name].iterrows():
-            d = _setup_display(r)
-            for s in STRATEGIES:
-                L = STRATEGY_LABEL[s]
-                d[f"{L} T (min)"] = fmt_pm(r[f"{s}_T_min"], r[f"{s}_T_min_std"])
-                d[f"{L} A (%)"] = fmt_pm(r[f"{s}_A"], r[f"{s}_A_std"])
-                if s != "sgd":
-                    d[f"{L} ΔT (%)"] = fmt_pm(r[f"{s}_dT"], r[f"{s}_dT_std"])
-            rows.append(d)
-        cols = list(_setup_display(_BLANK_SETUP)) + [
-            c for s in STRATEGIES for c in ([f"{STRATEGY_LABEL[s]} T (min)", f"{STRATEGY_LABEL[s]} A (%)"]
-                                            + ([] if s == "sgd" else [f"{STRATEGY_LABEL[s]} ΔT (%)"]))]
-        out[name] = pd.DataFrame(rows, columns=cols)
-    rows = []
-    for _, r in tables["table3_flops"].iterrows():
-        d = _setup_display(r)
-        d["SGD (MMAC)"] = fmt_pm(r["sgd_MMAC"], r["sgd_MMAC_std"])
-        d["Dropping (MMAC)"] = fmt_pm(r["dropping_MMAC"], r["dropping_MMAC_std"])
-        d["SGD (MFLOPs)"] = fmt_pm(r["sgd_MFLOPs"], r["sgd_MFLOPs_std"])
-        d["Dropping (MFLOPs)"] = fmt_pm(r["dropping_MFLOPs"], r["dropping_MFLOPs_std"])
-        d["ΔFLOPs (%)"] = fmt_pm(r["dFLOPs"], r["dFLOPs_std"])
-        d["Paper SGD (M)"] = fmt_pm(r["paper_sgd_M"])
-        d["Paper Dropping (M)"] = fmt_pm(r["paper_dropping_M"])
-        d["Paper ΔFLOPs (%)"] = fmt_pm(r["paper_dFLOPs"])
-        rows.append(d)
-    out["table3_flops"] = pd.DataFrame(rows, columns=list(_setup_display(_BLANK_SETUP)) + [
-        "SGD (MMAC)", "Dropping (MMAC)", "SGD (MFLOPs)", "Dropping (MFLOPs)", "ΔFLOPs (%)", "Paper SGD (M)",
-        "Paper Dropping (M)", "Paper ΔFLOPs (%)"])
+    out = {name: _format_t12(tables[name]) for name in ("table1_vgg", "table2_resnet")}
+    out["table3_flops"] = _format_t3(tables["table3_flops"])
     rows = []
     for _, r in tables["paper_comparison"].iterrows():
         d = _setup_display(r)
         d = {"Network": d.pop("Network"), "Dataset": d.pop("Dataset"), "Paper dataset": r["paper_dataset"] or DASH,
-             **d, "Strategy": STRATEGY_LABEL[r["strategy"]]}
+             **d, "Strategy": label(r["strategy"])}
         d["ΔT ours (%)"] = fmt_pm(r["dT"], r["dT_std"])
         d["ΔT paper (%)"] = fmt_pm(r["paper_dT"])
         d["ΔT ours − paper (pp)"] = fmt_pm(r["dT_diff"], sign=True)
@@ -98,6 +69,44 @@ def format_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         "Strategy", "ΔT ours (%)", "ΔT paper (%)", "ΔT ours − paper (pp)", "Acc. drop ours (pp)",
         "Acc. drop paper (pp)", "Acc. drop ours − paper (pp)"])
     return out
+
+
+def _format_t12(table: pd.DataFrame) -> pd.DataFrame:
+    base = baseline()
+    rows = []
+    for _, r in table.iterrows():
+        d = _setup_display(r)
+        for s in strategies():
+            L = label(s)
+            d[f"{L} T (min)"] = fmt_pm(r[f"{s}_T_min"], r[f"{s}_T_min_std"])
+            d[f"{L} A (%)"] = fmt_pm(r[f"{s}_A"], r[f"{s}_A_std"])
+            if s != base:
+                d[f"{L} ΔT (%)"] = fmt_pm(r[f"{s}_dT"], r[f"{s}_dT_std"])
+        rows.append(d)
+    cols = list(_setup_display(_BLANK_SETUP)) + [
+        c for s in strategies() for c in ([f"{label(s)} T (min)", f"{label(s)} A (%)"]
+                                          + ([] if s == base else [f"{label(s)} ΔT (%)"]))]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _format_t3(table: pd.DataFrame) -> pd.DataFrame:
+    b, d = baseline(), TABLE3_STRATEGY
+    B, D = label(b), label(d)
+    rows = []
+    for _, r in table.iterrows():
+        row = _setup_display(r)
+        row[f"{B} (MMAC)"] = fmt_pm(r[f"{b}_MMAC"], r[f"{b}_MMAC_std"])
+        row[f"{D} (MMAC)"] = fmt_pm(r[f"{d}_MMAC"], r[f"{d}_MMAC_std"])
+        row[f"{B} (MFLOPs)"] = fmt_pm(r[f"{b}_MFLOPs"], r[f"{b}_MFLOPs_std"])
+        row[f"{D} (MFLOPs)"] = fmt_pm(r[f"{d}_MFLOPs"], r[f"{d}_MFLOPs_std"])
+        row["ΔFLOPs (%)"] = fmt_pm(r["dFLOPs"], r["dFLOPs_std"])
+        row[f"Paper {B} (M)"] = fmt_pm(r[f"paper_{b}_M"])
+        row[f"Paper {D} (M)"] = fmt_pm(r[f"paper_{d}_M"])
+        row["Paper ΔFLOPs (%)"] = fmt_pm(r["paper_dFLOPs"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(_setup_display(_BLANK_SETUP)) + [
+        f"{B} (MMAC)", f"{D} (MMAC)", f"{B} (MFLOPs)", f"{D} (MFLOPs)", "ΔFLOPs (%)", f"Paper {B} (M)",
+        f"Paper {D} (M)", "Paper ΔFLOPs (%)"])
 
 
 _BLANK_SETUP = {"network": "", "dataset": "", "width": 0.0, "epochs": 0, "batch_size": 0, "precision": "",

@@ -9,7 +9,7 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import STRATEGIES, _finite
+from .common import _finite, strategies
 
 # Keys a row must have, and their types (bool is excluded from int on purpose).
 _STR, _INT, _NUM = (str,), (int,), (int, float)
@@ -19,6 +19,7 @@ REQUIRED = {"run_id": _STR, "status": _STR, "model": _STR, "data": _STR, "strate
 COLUMNS = ["run_id", "status", "status_reason", "model", "width", "data", "strategy", "policy", "experiment", "tag",
            "seed", "epochs", "epochs_done", "batch_size", "precision", "device", "device_name", "T_min", "A",
            "train_time_s", "cache_time_s", "fwd_macs_full_per_sample", "params_total", "finished_at", "unit_names",
+           "model_family",
            "history", "file"]
 
 
@@ -35,8 +36,8 @@ def _problem(row) -> Optional[str]:
         v = row[k]
         if not isinstance(v, types) or isinstance(v, bool):
             return f"key {k!r} has the wrong type ({type(v).__name__})"
-    if row["strategy"] not in STRATEGIES:
-        return f"unknown strategy {row['strategy']!r} (expected one of {', '.join(STRATEGIES)})"
+    if row["strategy"] not in strategies():
+        return f"unknown strategy {row['strategy']!r} (expected one of {', '.join(strategies())})"
     if not all(isinstance(h, dict) for h in row["history"]):
         return "history entries are not JSON objects"
     if row["status"] == "completed":

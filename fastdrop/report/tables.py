@@ -8,8 +8,12 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import (GROUP_KEYS, KEY_LABEL, STRATEGIES, _finite, _label, _nan, _order, _same, _wkey, mean_std,
-                     paper_dataset, paper_flops, paper_numbers)
+from .common import (GROUP_KEYS, KEY_LABEL, TABLE3_STRATEGY, _finite, _label, _nan, _order, _same, _wkey,
+                     baseline, family, label, mean_std, paper_dataset, paper_flops, paper_numbers, strategies)
+
+# The paper's Tables 1 and 2, by model family (the `family` a network is registered with).
+FAMILY_TABLES = {"table1_vgg": "vgg", "table2_resnet": "resnet"}
+PAIR_COLS = ("dT", "dT_std", "dT_n", "Adrop", "Adrop_std")
 
 def usable_runs(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     """Completed runs, one per (comparison key, seed, strategy): the most recently finished is kept."""
@@ -30,14 +34,14 @@ def usable_runs(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
 def _why_no_sgd(run, all_sgd: pd.DataFrame) -> str:
     cand = all_sgd[(all_sgd["model"] == run["model"]) & (all_sgd["data"] == run["data"])]
     if cand.empty:
-        return f"no completed SGD run of {run['model']} on {run['data']}"
+        return f"no completed {label(baseline())} run of {run['model']} on {run['data']}"
     best, best_diff = None, None
     for _, c in cand.iterrows():
         diff = [k for k in GROUP_KEYS[2:] + ["seed"] if not _same(c[k], run[k])]
         if best_diff is None or len(diff) < len(best_diff):
             best, best_diff = c, diff
     what = ", ".join(f"{KEY_LABEL[k]} ({best[k]} vs {run[k]})" for k in best_diff)
-    return f"no SGD run with the same {', '.join(KEY_LABEL[k] for k in GROUP_KEYS + ['seed'])}; " \
+    return f"no {label(baseline())} run with the same {', '.join(KEY_LABEL[k] for k in GROUP_KEYS + ['seed'])}; " \
            f"the closest, {best['run_id']}, differs in {what}"
 
 
@@ -46,7 +50,7 @@ def _group_records(ok: pd.DataFrame):
     groups = []
     for key, g in ok.groupby(GROUP_KEYS, sort=False, dropna=False):
         k = dict(zip(GROUP_KEYS, key))
-        by = {s: {int(r["seed"]): r for _, r in g[g["strategy"] == s].iterrows()} for s in STRATEGIES}
+        by = {s: {int(r["seed"]): r for _, r in g[g["strategy"] == s].iterrows()} for s in strategies()}
         groups.append((k, by))
     groups.sort(key=lambda kb: _order(kb[0]["model"], kb[0]["data"]) + (
         _wkey(kb[0]["width"]), kb[0]["epochs"], kb[0]["batch_size"], str(kb[0]["precision"]), str(kb[0]["device_name"])))
@@ -81,104 +85,119 @@ def compute_tables(df: pd.DataFrame, warnings: Optional[list[str]] = None) -> di
     for every network."""
     warnings = [] if warnings is None else warnings
     ok = usable_runs(df, warnings)
-    all_sgd = ok[ok["strategy"] == "sgd"]
+    base = baseline()
+    all_base = ok[ok["strategy"] == base]
     pn = paper_numbers().set_index(["network", "dataset"])
     pf = paper_flops().set_index("network")
-    t12, t3, cmp_rows = [], [], []
+    t12, families, t3, cmp_rows = [], [], [], []
     for k, by in _group_records(ok):
-        seeds = set().union(*[set(v) for v in by.values()])
-        label = _label(k)
-        rec = _setup(k, seeds)
-        for s in STRATEGIES:
-            runs = by[s]
-            rec[f"{s}_T_min"], rec[f"{s}_T_min_std"], rec[f"{s}_n"] = mean_std(r["T_min"] for r in runs.values())
-            rec[f"{s}_A"], rec[f"{s}_A_std"], _ = mean_std(r["A"] for r in runs.values())
-            if s == "sgd":
-                continue
-            d_t, a_drop = [], []
-            for seed, r in sorted(runs.items()):
-                base = by["sgd"].get(seed)
-                if base is None:
-                    warnings.append(f"{label} {s} seed {seed} ({r['file']}): ΔT not computed: "
-                                    + _why_no_sgd(r, all_sgd))
-                    continue
-                if not base["T_min"] > 0:
-                    warnings.append(f"{label} {s} seed {seed}: ΔT not computed: SGD time is {base['T_min']}")
-                    continue
-                d_t.append((base["T_min"] - r["T_min"]) / base["T_min"] * 100.0)
-                a_drop.append(base["A"] - r["A"])
-            if runs and d_t and len(d_t) < len(runs):
-                warnings.append(f"{label} {s}: ΔT is over {len(d_t)} of {len(runs)} seeds (the others have no "
-                                "matching SGD run) while T and A are over all of them")
-            rec[f"{s}_dT"], rec[f"{s}_dT_std"], rec[f"{s}_dT_n"] = mean_std(d_t)
-            rec[f"{s}_Adrop"], rec[f"{s}_Adrop_std"], _ = mean_std(a_drop)
+        rec = _t12_record(k, by, base, all_base, warnings)
         t12.append(rec)
-
-        # Table 3: forward work, from the Dropping runs' own histories.
-        if by["dropping"]:
-            full, drop, dfl = [], [], []
-            for seed, r in sorted(by["dropping"].items()):
-                f = r["fwd_macs_full_per_sample"]
-                per_epoch = [h.get("fwd_macs_per_sample") for h in r["history"]]
-                if not _finite(f) or not f > 0 or not per_epoch or not all(_finite(x) for x in per_epoch):
-                    warnings.append(f"{r['file']}: left out of Table 3: fwd_macs_full_per_sample or a history "
-                                    "fwd_macs_per_sample is missing")
-                    continue
-                m = statistics.fmean(per_epoch)
-                full.append(f / 1e6)
-                drop.append(m / 1e6)
-                dfl.append((f - m) / f * 100.0)
-            for seed, r in sorted(by["sgd"].items()):
-                f = r["fwd_macs_full_per_sample"]
-                if full and _finite(f) and abs(f / 1e6 - full[0]) > 1e-9 * max(1.0, full[0]):
-                    warnings.append(f"{r['file']}: its full-model MACs ({f / 1e6:.2f} M) differ from the Dropping "
-                                    f"run's ({full[0]:.2f} M) in {label}")
-            r3 = _setup(k, by["dropping"].keys())
-            r3["sgd_MMAC"], r3["sgd_MMAC_std"], r3["n"] = mean_std(full)
-            r3["dropping_MMAC"], r3["dropping_MMAC_std"], _ = mean_std(drop)
-            r3["sgd_MFLOPs"], r3["sgd_MFLOPs_std"] = 2 * r3["sgd_MMAC"], 2 * r3["sgd_MMAC_std"]
-            r3["dropping_MFLOPs"], r3["dropping_MFLOPs_std"] = 2 * r3["dropping_MMAC"], 2 * r3["dropping_MMAC_std"]
-            r3["dFLOPs"], r3["dFLOPs_std"], _ = mean_std(dfl)
-            p = pf.loc[k["model"]] if k["model"] in pf.index else None
-            r3["paper_sgd_M"] = _nan(p["sgd_fwd_flops_M"]) if p is not None else math.nan
-            r3["paper_dropping_M"] = _nan(p["dropping_fwd_flops_M"]) if p is not None else math.nan
-            r3["paper_dFLOPs"] = _nan(p["dFLOPs_pct"]) if p is not None else math.nan
-            t3.append(r3)
-
-        # Comparison with the paper's Tables 1-2.
-        pdata = paper_dataset(k["data"])
-        prow = pn.loc[(k["model"], pdata)] if (k["model"], pdata) in pn.index else None
-        for s in ("freezing", "dropping"):
-            if not by[s]:
-                continue
-            if prow is None:
-                warnings.append(f"{label} {s}: the paper has no row for {k['model']} on {pdata or k['data']}")
-            c = _setup(k, by[s].keys())
-            c["paper_dataset"] = pdata if prow is not None else ""
-            c["strategy"] = s
-            c["dT"], c["dT_std"], c["dT_n"] = rec[f"{s}_dT"], rec[f"{s}_dT_std"], rec[f"{s}_dT_n"]
-            c["paper_dT"] = _nan(prow[f"{s}_dT"]) if prow is not None else math.nan
-            c["dT_diff"] = c["dT"] - c["paper_dT"]
-            c["Adrop"], c["Adrop_std"] = rec[f"{s}_Adrop"], rec[f"{s}_Adrop_std"]
-            c["paper_Adrop"] = (_nan(prow["sgd_A"]) - _nan(prow[f"{s}_A"])) if prow is not None else math.nan
-            c["Adrop_diff"] = c["Adrop"] - c["paper_Adrop"]
-            cmp_rows.append(c)
-
+        first = next((r for runs in by.values() for r in runs.values()), None)
+        families.append(family(k["model"], first.get("model_family") if first is not None else None))
+        if by.get(TABLE3_STRATEGY):
+            t3.append(_t3_record(k, by, base, pf, warnings))
+        cmp_rows += _comparison_records(k, by, rec, base, pn, warnings)
     setup_cols = SETUP_COLS
-    pair_cols = ("dT", "dT_std", "dT_n", "Adrop", "Adrop_std")
-    t12_cols = setup_cols + [f"{s}_{m}" for s in STRATEGIES
-                             for m in ("T_min", "T_min_std", "A", "A_std", "n") + (() if s == "sgd" else pair_cols)]
+    t12_cols = setup_cols + [f"{s}_{m}" for s in strategies()
+                             for m in ("T_min", "T_min_std", "A", "A_std", "n") + (() if s == base else PAIR_COLS)]
     t12_df = pd.DataFrame.from_records(t12, columns=t12_cols)
-    is_vgg = t12_df["network"].astype(str).str.startswith("vgg")
-    is_resnet = t12_df["network"].astype(str).str.startswith("resnet")
-    for m in t12_df.loc[~(is_vgg | is_resnet), "network"].unique():
+    fam = pd.Series(families, index=t12_df.index, dtype=object)
+    for m in t12_df.loc[~fam.isin(list(FAMILY_TABLES.values())), "network"].unique():
         warnings.append(f"network {m} is neither VGG nor ResNet: not in Tables 1-2")
-    t3_cols = setup_cols + ["n", "sgd_MMAC", "sgd_MMAC_std", "dropping_MMAC", "dropping_MMAC_std", "sgd_MFLOPs",
-                            "sgd_MFLOPs_std", "dropping_MFLOPs", "dropping_MFLOPs_std", "dFLOPs", "dFLOPs_std",
-                            "paper_sgd_M", "paper_dropping_M", "paper_dFLOPs"]
+    d = TABLE3_STRATEGY
+    t3_cols = setup_cols + ["n", f"{base}_MMAC", f"{base}_MMAC_std", f"{d}_MMAC", f"{d}_MMAC_std", f"{base}_MFLOPs",
+                            f"{base}_MFLOPs_std", f"{d}_MFLOPs", f"{d}_MFLOPs_std", "dFLOPs", "dFLOPs_std",
+                            f"paper_{base}_M", f"paper_{d}_M", "paper_dFLOPs"]
     cmp_cols = setup_cols[:2] + ["paper_dataset"] + setup_cols[2:] + [
         "strategy", "dT", "dT_std", "dT_n", "paper_dT", "dT_diff", "Adrop", "Adrop_std", "paper_Adrop", "Adrop_diff"]
-    return {"table1_vgg": t12_df[is_vgg].reset_index(drop=True),
-            "table2_resnet": t12_df[is_resnet].reset_index(drop=True),
-            "table3_flops": pd.DataFrame.from_records(t3, columns=t3_cols),
-            "paper_comparison": pd.DataFrame.from_records(cmp_rows, columns=cmp_cols)}
+    out = {name: t12_df[fam == f].reset_index(drop=True) for name, f in FAMILY_TABLES.items()}
+    out["table3_flops"] = pd.DataFrame.from_records(t3, columns=t3_cols)
+    out["paper_comparison"] = pd.DataFrame.from_records(cmp_rows, columns=cmp_cols)
+    return out
+
+
+def _t12_record(k: dict, by: dict, base: str, all_base: pd.DataFrame, warnings: list[str]) -> dict:
+    """One row of Tables 1-2: T and A per strategy, ΔT and the accuracy drop against the baseline per seed."""
+    label = _label(k)
+    rec = _setup(k, set().union(*[set(v) for v in by.values()]))
+    for s in strategies():
+        runs = by[s]
+        rec[f"{s}_T_min"], rec[f"{s}_T_min_std"], rec[f"{s}_n"] = mean_std(r["T_min"] for r in runs.values())
+        rec[f"{s}_A"], rec[f"{s}_A_std"], _ = mean_std(r["A"] for r in runs.values())
+        if s == base:
+            continue
+        d_t, a_drop = [], []
+        for seed, r in sorted(runs.items()):
+            b = by[base].get(seed)
+            if b is None:
+                warnings.append(f"{label} {s} seed {seed} ({r['file']}): ΔT not computed: "
+                                + _why_no_sgd(r, all_base))
+                continue
+            if not b["T_min"] > 0:
+                warnings.append(f"{label} {s} seed {seed}: ΔT not computed: SGD time is {b['T_min']}")
+                continue
+            d_t.append((b["T_min"] - r["T_min"]) / b["T_min"] * 100.0)
+            a_drop.append(b["A"] - r["A"])
+        if runs and d_t and len(d_t) < len(runs):
+            warnings.append(f"{label} {s}: ΔT is over {len(d_t)} of {len(runs)} seeds (the others have no "
+                            "matching SGD run) while T and A are over all of them")
+        rec[f"{s}_dT"], rec[f"{s}_dT_std"], rec[f"{s}_dT_n"] = mean_std(d_t)
+        rec[f"{s}_Adrop"], rec[f"{s}_Adrop_std"], _ = mean_std(a_drop)
+    return rec
+
+
+def _t3_record(k: dict, by: dict, base: str, pf: pd.DataFrame, warnings: list[str]) -> dict:
+    """One row of Table 3: forward work per sample, from the Dropping runs' own histories."""
+    d = TABLE3_STRATEGY
+    full, drop, dfl = [], [], []
+    for seed, r in sorted(by[d].items()):
+        f = r["fwd_macs_full_per_sample"]
+        per_epoch = [h.get("fwd_macs_per_sample") for h in r["history"]]
+        if not _finite(f) or not f > 0 or not per_epoch or not all(_finite(x) for x in per_epoch):
+            warnings.append(f"{r['file']}: left out of Table 3: fwd_macs_full_per_sample or a history "
+                            "fwd_macs_per_sample is missing")
+            continue
+        m = statistics.fmean(per_epoch)
+        full.append(f / 1e6)
+        drop.append(m / 1e6)
+        dfl.append((f - m) / f * 100.0)
+    for seed, r in sorted(by[base].items()):
+        f = r["fwd_macs_full_per_sample"]
+        if full and _finite(f) and abs(f / 1e6 - full[0]) > 1e-9 * max(1.0, full[0]):
+            warnings.append(f"{r['file']}: its full-model MACs ({f / 1e6:.2f} M) differ from the Dropping "
+                            f"run's ({full[0]:.2f} M) in {_label(k)}")
+    r3 = _setup(k, by[d].keys())
+    r3[f"{base}_MMAC"], r3[f"{base}_MMAC_std"], r3["n"] = mean_std(full)
+    r3[f"{d}_MMAC"], r3[f"{d}_MMAC_std"], _ = mean_std(drop)
+    r3[f"{base}_MFLOPs"], r3[f"{base}_MFLOPs_std"] = 2 * r3[f"{base}_MMAC"], 2 * r3[f"{base}_MMAC_std"]
+    r3[f"{d}_MFLOPs"], r3[f"{d}_MFLOPs_std"] = 2 * r3[f"{d}_MMAC"], 2 * r3[f"{d}_MMAC_std"]
+    r3["dFLOPs"], r3["dFLOPs_std"], _ = mean_std(dfl)
+    p = pf.loc[k["model"]] if k["model"] in pf.index else None
+    r3[f"paper_{base}_M"] = _nan(p[f"{base}_fwd_flops_M"]) if p is not None else math.nan
+    r3[f"paper_{d}_M"] = _nan(p[f"{d}_fwd_flops_M"]) if p is not None else math.nan
+    r3["paper_dFLOPs"] = _nan(p["dFLOPs_pct"]) if p is not None else math.nan
+    return r3
+
+
+def _comparison_records(k: dict, by: dict, rec: dict, base: str, pn: pd.DataFrame, warnings: list[str]) -> list:
+    """Our ΔT and accuracy drop beside the paper's (Tables 1-2), for every strategy the paper reports."""
+    pdata = paper_dataset(k["data"])
+    prow = pn.loc[(k["model"], pdata)] if (k["model"], pdata) in pn.index else None
+    out = []
+    for s in strategies():
+        if s == base or f"{s}_dT" not in pn.columns or not by[s]:
+            continue
+        if prow is None:
+            warnings.append(f"{_label(k)} {s}: the paper has no row for {k['model']} on {pdata or k['data']}")
+        c = _setup(k, by[s].keys())
+        c["paper_dataset"] = pdata if prow is not None else ""
+        c["strategy"] = s
+        c["dT"], c["dT_std"], c["dT_n"] = rec[f"{s}_dT"], rec[f"{s}_dT_std"], rec[f"{s}_dT_n"]
+        c["paper_dT"] = _nan(prow[f"{s}_dT"]) if prow is not None else math.nan
+        c["dT_diff"] = c["dT"] - c["paper_dT"]
+        c["Adrop"], c["Adrop_std"] = rec[f"{s}_Adrop"], rec[f"{s}_Adrop_std"]
+        c["paper_Adrop"] = (_nan(prow[f"{base}_A"]) - _nan(prow[f"{s}_A"])) if prow is not None else math.nan
+        c["Adrop_diff"] = c["Adrop"] - c["paper_Adrop"]
+        out.append(c)
+    return out

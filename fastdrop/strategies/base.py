@@ -208,5 +208,15 @@ class Strategy:
         for epoch, n in sd["cut_history"]:
             self.cut(n, epoch)
 
+    @property
+    def policy_name(self) -> str:
+        """The policy the row names: the configured one if this strategy applies cuts, else none."""
+        return self.cfg.policy if self.cuts else "none"
+
+    @classmethod
+    def cache_note(cls, cfg, augment: bool) -> str:
+        """What the row must say about how cached inputs change training (Dropping: augmentation)."""
+        return ""
+
     def close(self) -> None:
         pass

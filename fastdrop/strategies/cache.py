@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache_backends import BACKENDS, ORDER, CacheBackend, CacheDamaged, CacheError, DiskBackend, human_bytes
+from .cache_backends import BACKENDS, CacheBackend, CacheDamaged, CacheError, DiskBackend, human_bytes
 
-__all__ = ["FeatureCache", "CacheBackend", "CacheError", "CacheDamaged", "DTYPES", "ORDER", "BACKENDS",
+__all__ = ["FeatureCache", "CacheBackend", "CacheError", "CacheDamaged", "DTYPES", "BACKENDS",
            "choose_backend", "human_bytes"]
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,12 @@ class FeatureCache:
         self.rows, self.shapes, self.dtype, self.device = rows, shapes, dtype, torch.device(device)
         self.disk_dir = Path(disk_dir) if disk_dir is not None else None
         self.nbytes = _nbytes(rows, shapes, dtype)
+        order = BACKENDS.names()
         want = choose_backend(self.nbytes, self.device) if backend == "auto" else backend
-        if want not in ORDER:
-            raise CacheError(f"unknown cache backend {backend!r}; choose auto, {', '.join(ORDER[:-1])} or {ORDER[-1]}")
+        if want not in BACKENDS:
+            raise CacheError(f"unknown cache backend {backend!r}; choose auto, {BACKENDS.choices()}")
         errors = []
-        for b in ORDER[ORDER.index(want):]:
+        for b in order[order.index(want):]:
             self.store = None
             try:
                 self.tensors = self._allocate(b)

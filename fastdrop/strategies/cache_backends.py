@@ -6,7 +6,8 @@
   writes `meta.json` with the shape, dtype, size and BLAKE2 checksum of each file, and `open` checks all
   of them (raising `CacheDamaged`) before a resumed run reads a single row.
 Allocation raises out-of-memory or `OSError(ENOSPC)` when there is no room; the cache then tries the
-next backend in `ORDER`.
+next registered backend.
+A new backend is a `CacheBackend` subclass with a `name`, registered with `@CACHE_BACKENDS.register()`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..registry import CACHE_BACKENDS
 from ..results import atomic_write_text
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
@@ -76,6 +78,7 @@ class CacheBackend:
         pass
 
 
+@CACHE_BACKENDS.register()
 class DeviceBackend(CacheBackend):
     name = "device"
 
@@ -90,6 +93,7 @@ class DeviceBackend(CacheBackend):
         return g
 
 
+@CACHE_BACKENDS.register()
 class HostBackend(CacheBackend):
     name = "host"
 
@@ -98,6 +102,7 @@ class HostBackend(CacheBackend):
         return [torch.empty((rows, *s), dtype=dtype, pin_memory=pin) for s in shapes]
 
 
+@CACHE_BACKENDS.register()
 class DiskBackend(CacheBackend):
     name = "disk"
 
@@ -165,5 +170,4 @@ class DiskBackend(CacheBackend):
         self._files = []
 
 
-BACKENDS = {b.name: b for b in (DeviceBackend, HostBackend, DiskBackend)}
-ORDER = list(BACKENDS)  # the fallback order when one has no room
+BACKENDS = CACHE_BACKENDS  # registered in fallback order: when one has no room the next is tried

@@ -24,12 +24,14 @@ import time
 
 import torch
 
+from ..registry import STRATEGIES
 from .base import Strategy, synchronize
 from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
 
 log = logging.getLogger(__name__)
 
 
+@STRATEGIES.register(label="Dropping", color="tab:green", style=dict(ls="-", lw=1.8, marker="^", ms=4))
 class Dropping(Strategy):
     name = "dropping"
 
@@ -188,6 +190,15 @@ class Dropping(Strategy):
             out["cache_backend"] = self.cache.backend
             out["cache_bytes"] = self.cache.nbytes
         return out
+
+    @classmethod
+    def cache_note(cls, cfg, augment: bool) -> str:
+        if not augment:
+            return ""
+        k = cfg.cache.views
+        if k == 1:
+            return "head trained on cached un-augmented tail outputs (augmentation stops at the first drop)"
+        return f"head trained on {k} cached views per image (plain, flip, {k - 2} random crops)"
 
     def close(self) -> None:
         if self.cache is not None:
