@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config import PRECISIONS
 from .data import DataError, ImageData, load_data
 from .flops import unit_macs
-from .models import Chain, build_model
+from .models import Chain, WeightsError, apply_weights, build, chain_of, default_name
 from .results import atomic_torch_save, git_commit, write_row
 from .schedule import get_lr
 from .strategies import STRATEGIES, RunContext
@@ -49,7 +49,7 @@ class Diverged(RuntimeError):
     pass
 
 
-USER_ERRORS = (ConfigError, DataError, CacheError)
+USER_ERRORS = (ConfigError, DataError, CacheError, WeightsError)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -129,9 +129,9 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext) -> float:
 
 class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: str | Path, chain: Chain | None = None,
-                 data: ImageData | None = None, experiment: str | None = None):
-        """`chain`/`data` may be supplied directly (a user's own network: see fastdrop.api); otherwise
-        they are built from the config."""
+                 data: ImageData | None = None, experiment: str | None = None, name: str | None = None):
+        """`chain` (anything fastdrop.models.chain_of accepts, rows named `name`) and `data` may be
+        supplied directly (a user's own network: see fastdrop.api); otherwise they are built from the config."""
         validate(cfg)
         self.cfg, self.run_dir, self.experiment = cfg, Path(run_dir), experiment
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,9 +149,15 @@ class Trainer:
         if data is not None:
             self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
         self.data.to(self.device)
-        self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
-        self.chain = chain if chain is not None else build_model(
-            cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
+        self.custom = chain is not None
+        if chain is None:
+            self.model_name = cfg.model.name
+            self.chain, self.model_info = build(cfg.model, self.data.num_classes, self.data.in_channels,
+                                                self.data.image_size)
+        else:
+            self.chain = chain_of(chain)
+            self.model_name = name or default_name(chain, self.chain)
+            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights)}
         channels_last = self.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
         self.chain.to(device=self.device, dtype=self.dtype)
         if channels_last:
@@ -299,7 +305,7 @@ class Trainer:
         dev = self.device
         return {
             "run_id": self.run_id, "status": status, "status_reason": reason,
-            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": self.data.name, "strategy": cfg.strategy.name,
+            "model": self.model_name, "width": None if self.custom else cfg.model.width, **self.model_info, "data": self.data.name, "strategy": cfg.strategy.name,
             "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
             "experiment": self.experiment, "tag": cfg.tag,
             "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
