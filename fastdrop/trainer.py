@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import PRECISIONS
 from .data import DataError, ImageData, load_data
+from .data.subset import class_counts
 from .flops import unit_macs
 from .models import Chain, WeightsError, apply_weights, build, chain_of, default_name
 from .results import atomic_torch_save, git_commit, write_row
@@ -145,10 +146,16 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         d = cfg.data
         self.data = data if data is not None else load_data(
-            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size)
+            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed)
         if data is not None:
-            self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
+            self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
+            self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
         self.data.to(self.device)
+        self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
+        self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        for k, counts in self.class_counts.items():
+            if sum(c > 0 for c in counts) < 2:
+                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
         self.custom = chain is not None
         if chain is None:
             self.model_name = cfg.model.name
@@ -179,6 +186,11 @@ class Trainer:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            log.warning(msg)
+
     def _check_results_dir(self) -> None:
         runs = Path(self.cfg.results_dir) / "runs"
         try:
@@ -198,7 +210,7 @@ class Trainer:
     def save_checkpoint(self, epoch: int) -> None:
         state = {
             "fingerprint": config_fingerprint(self.cfg), "epoch": epoch, "run_id": self.run_id,
-            "started_at": self.started_at, "T_s": self.T_s, "history": self.history,
+            "started_at": self.started_at, "T_s": self.T_s, "history": self.history, "warnings": self.warnings,
             "model": self.chain.state_dict(), "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
             "rng": {"torch": torch.get_rng_state(),
@@ -225,6 +237,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         self.history, self.T_s, self.run_id = state["history"], state["T_s"], state["run_id"]
         self.started_at = state["started_at"]
+        self.warnings = list(dict.fromkeys(state.get("warnings", []) + self.warnings))
         self.start_epoch = state["epoch"] + 1
         log.info("resumed %s after epoch %d (T so far %.1f s)", self.run_id, state["epoch"], self.T_s)
 
@@ -320,6 +333,8 @@ class Trainer:
             "A": h[-1]["test_acc"] if h else None,
             "train_images": len(self.data.train), "test_images": len(self.data.test),
             "augment": cfg.data.augment,
+            "train_class_counts": self.class_counts["train"], "test_class_counts": self.class_counts["test"],
+            "warnings": list(self.warnings),
             "cache_note": _cache_note(cfg),
             "unit_names": self.chain.names, "unit_macs_per_sample": self.ctx.unit_macs,
             "fwd_macs_full_per_sample": int(sum(self.ctx.unit_macs)),
