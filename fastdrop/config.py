@@ -27,6 +27,7 @@ class DataConfig:
     download: bool = False
     train_subset: Optional[int] = None
     test_subset: Optional[int] = None
+    subset_seed: int = 0  # which class-balanced rows a subset draws (independent of the training seed)
     augment: bool = False
     image_size: Optional[int] = None  # imagenette only: 160 (the 160 px release) or 320
     eval_batch_size: int = 1024

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed
 from .config import PRECISIONS
 from .data import DataError, ImageData, Split, load_data
+from .data.subset import class_counts
 from .distributed import RanksDisagree
 from .flops import unit_macs
 from .models import Chain, build_model
@@ -151,9 +152,15 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         d = cfg.data
         self.data = data if data is not None else load_data(
-            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size)
+            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed)
         if data is not None:
-            self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
+            self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
+            self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
+        self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
+        self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        for k, counts in self.class_counts.items():
+            if sum(c > 0 for c in counts) < 2:
+                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
         self.n_test = len(self.data.test)
         self._shard()
         self.data.to(self.device)
@@ -186,6 +193,11 @@ class Trainer:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            log.warning(msg)
+
     def _check_results_dir(self) -> None:
         runs = Path(self.cfg.results_dir) / "runs"
         try:
@@ -233,7 +245,7 @@ class Trainer:
             return
         state = {
             "fingerprint": config_fingerprint(self.cfg), "epoch": epoch, "run_id": self.run_id,
-            "started_at": self.started_at, "T_s": self.T_s, "history": self.history,
+            "started_at": self.started_at, "T_s": self.T_s, "history": self.history, "warnings": self.warnings,
             "model": self.chain.state_dict(), "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(), "world_size": self.world.size, "rng": rng_ranks[0],
             "rng_ranks": rng_ranks,
@@ -265,6 +277,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.history, self.T_s, self.run_id = state["history"], state["T_s"], state["run_id"]
         self.started_at = state["started_at"]
+        self.warnings = list(dict.fromkeys(state.get("warnings", []) + self.warnings))
         self.start_epoch = state["epoch"] + 1
         log.info("resumed %s after epoch %d (T so far %.1f s)", self.run_id, state["epoch"], self.T_s)
 
@@ -375,6 +388,8 @@ class Trainer:
             "A": h[-1]["test_acc"] if h else None,
             "train_images": len(self.data.train) * self.world.size, "test_images": self.n_test,
             "augment": cfg.data.augment,
+            "train_class_counts": self.class_counts["train"], "test_class_counts": self.class_counts["test"],
+            "warnings": list(self.warnings),
             "cache_note": _cache_note(cfg),
             "unit_names": self.chain.names, "unit_macs_per_sample": self.ctx.unit_macs,
             "fwd_macs_full_per_sample": int(sum(self.ctx.unit_macs)),

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..results import atomic_write, atomic_torch_save
+from .subset import balanced_indices
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ class Split:
     def __len__(self):
         return len(self.y)
 
-    def head(self, n: int | None) -> "Split":
-        return self if n is None else Split(self.x[:n], self.y[:n])
+    def sample(self, n: int | None, seed: int = 0) -> "Split":
+        """A seeded class-balanced sample of n rows (fastdrop.data.subset); all rows when n is None."""
+        idx = balanced_indices(self.y, n, seed)
+        return self if idx is None else Split(self.x[idx], self.y[idx])
 
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
@@ -272,14 +275,15 @@ LOADERS: dict[str, tuple[Callable, str]] = {
 
 
 def load_data(name: str, root: str = "data", download: bool = False, train_subset: int | None = None,
-              test_subset: int | None = None, augment: bool = False, image_size: int | None = None) -> ImageData:
+              test_subset: int | None = None, augment: bool = False, image_size: int | None = None,
+              subset_seed: int = 0) -> ImageData:
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     fn, stats = LOADERS[name]
     kw = {"size": image_size} if name == "imagenette" and image_size else {}
     r = Path(root).expanduser()
-    train = fn(r, download, True, **kw).head(train_subset)
-    test = fn(r, download, False, **kw).head(test_subset)
+    train = fn(r, download, True, **kw).sample(train_subset, subset_seed)
+    test = fn(r, download, False, **kw).sample(test_subset, subset_seed)
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{name}: empty split after subsetting (train {len(train)}, test {len(test)})")
     mean, std = STATS[stats]
