@@ -27,7 +27,7 @@ SGD_OV = ["progress=false", "strategy=sgd", "precision=64-true", "epochs=2", "ba
 N_TRAIN, N_TEST = 192, 64
 # The Learn&Drop runs: the real VGG-11 (train-mode BN, per rank) on the bundled MNIST subset
 LD_OV = ["progress=false", "model.width=0.125", "data.train_subset=512", "data.test_subset=64", "batch_size=64",
-         "epochs=3", "strategy.warmup=1", "optim.lr=0.02", "precision=64-true", "device=cpu"]
+         "epochs=4", "strategy.warmup=1", "optim.lr=0.02", "precision=64-true", "device=cpu"]
 STRATS = {"freezing": ["strategy=freezing"], "dropping": ["strategy=dropping", "strategy.cache.backend=disk"]}
 
 
@@ -133,7 +133,8 @@ def test_each_rank_caches_only_its_share_and_dropping_equals_freezing(ddp):
     for rank in range(N):
         h = ddp[("dropping", rank)]["row"]["history"]
         cached = [e for e in h if "cache_rows" in e]
-        assert cached and all(e["cache_rows"] == 512 // N and e["cache_backend"] == "disk" for e in cached)
+        assert cached, [e["dropped_units"] for e in h]  # some epoch trained the head from the cache
+        assert all(e["cache_rows"] == 512 // N and e["cache_backend"] == "disk" for e in cached)
         assert ddp[("dropping", rank)]["cache_dir"].endswith(f"rank{rank}")
     # the two shards are disjoint halves of the split (the labels a rank trained on are its shard's)
     shards = [distributed.shard(512, World(r, N), seed=0) for r in range(N)]
