@@ -37,7 +37,8 @@ def _hydra_app(task):
 
 def run_task(cfg, run_dir, experiment, multirun):
     from . import distributed
-    from .trainer import USER_ERRORS, Trainer
+    from .trainer import Trainer
+    from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
     try:

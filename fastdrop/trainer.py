@@ -15,28 +15,25 @@ import logging
 import math
 import os
 import signal
-import socket
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torchvision
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
-from .config import PRECISIONS
-from .data import DataError, ImageData, Split, load_data
+from .data import ImageData, Split, load_data
 from .data.subset import class_counts
-from .distributed import RanksDisagree
 from .flops import unit_macs
 from .models import Chain, build_model
-from .results import atomic_torch_save, git_commit, write_row
+from .results import atomic_torch_save, write_row
+from .row import build_row
 from .schedule import get_lr
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
-from .strategies.cache import CacheError
+from .validate import USER_ERRORS, ConfigError, validate
 
 log = logging.getLogger("fastdrop")
 
@@ -44,58 +41,8 @@ CKPT = "checkpoint.pt"
 KILL_ENV = "FASTDROP_TEST_KILL_AFTER_EPOCH"  # fault injection for the resume tests: SIGKILL after this epoch
 
 
-class ConfigError(ValueError):
-    pass
-
-
 class Diverged(RuntimeError):
     pass
-
-
-USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree)
-
-
-def validate(cfg: DictConfig) -> None:
-    problems = []
-    if cfg.epochs <= 0:
-        problems.append(f"epochs must be > 0 (got {cfg.epochs})")
-    if cfg.batch_size <= 0:
-        problems.append(f"batch_size must be > 0 (got {cfg.batch_size})")
-    if cfg.optim.lr <= 0:
-        problems.append(f"optim.lr must be > 0 (got {cfg.optim.lr})")
-    if cfg.precision not in PRECISIONS:
-        problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {cfg.precision!r})")
-    if cfg.model.width <= 0:
-        problems.append(f"model.width must be > 0 (got {cfg.model.width})")
-    s = cfg.strategy
-    if s.name not in STRATEGIES:
-        problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
-    if s.policy not in ("learn_and_drop", "schedule", "none"):
-        problems.append(f"strategy.policy must be learn_and_drop, schedule or none (got {s.policy!r})")
-    if s.candidates not in ("eq4", "max_prefix_sum"):
-        problems.append(f"strategy.candidates must be eq4 or max_prefix_sum (got {s.candidates!r})")
-    if s.warmup < 0 or (s.policy == "learn_and_drop" and s.name != "sgd" and s.warmup >= cfg.epochs):
-        problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
-    if s.cache.backend not in ("auto", "device", "host", "disk"):
-        problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
-    if s.cache.dtype not in ("auto", "fp32", "fp16", "bf16", "fp64"):
-        problems.append(f"strategy.cache.dtype must be auto, fp32, fp16, bf16 or fp64 (got {s.cache.dtype!r})")
-    if s.schedule is not None:
-        try:
-            bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
-            problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
-                            f"(got {s.schedule})")
-    if s.cache.views < 1:
-        problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
-    for sub in ("train_subset", "test_subset"):
-        v = cfg.data[sub]
-        if v is not None and v <= 0:
-            problems.append(f"data.{sub} must be > 0 (got {v})")
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -367,39 +314,7 @@ class Trainer:
 
     # -- the result row ---------------------------------------------------------------------------
     def _row(self, status: str, reason: str) -> dict:
-        cfg, h = self.cfg, self.history
-        dev = self.device
-        return {
-            "run_id": self.run_id, "status": status, "status_reason": reason,
-            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": self.data.name, "strategy": cfg.strategy.name,
-            "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
-            "experiment": self.experiment, "tag": cfg.tag,
-            "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
-            "world_size": self.world.size, "per_rank_batch_size": self.ctx.batch_size,
-            "dist_backend": self.world.backend or None,
-            "precision": cfg.precision, "warmup": cfg.strategy.warmup,
-            "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
-            f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)",
-            "host": socket.gethostname(), "torch_version": torch.__version__,
-            "torchvision_version": torchvision.__version__, "git_commit": git_commit(),
-            "T_min": self.T_s / 60.0, "train_time_s": self.T_s,
-            "cache_time_s": sum(r["cache_time_s"] for r in h),
-            "eval_time_s": sum(r["eval_time_s"] for r in h),
-            "A": h[-1]["test_acc"] if h else None,
-            "train_images": len(self.data.train) * self.world.size, "test_images": self.n_test,
-            "augment": cfg.data.augment,
-            "train_class_counts": self.class_counts["train"], "test_class_counts": self.class_counts["test"],
-            "warnings": list(self.warnings),
-            "cache_note": _cache_note(cfg),
-            "unit_names": self.chain.names, "unit_macs_per_sample": self.ctx.unit_macs,
-            "fwd_macs_full_per_sample": int(sum(self.ctx.unit_macs)),
-            "params_total": sum(p.numel() for p in self.chain.parameters()),
-            "started_at": self.started_at,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_dir": str(self.run_dir),
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "history": h,
-        }
+        return build_row(self, status, reason)
 
 
 def _terminate_as_exit() -> None:
@@ -412,15 +327,6 @@ def _terminate_as_exit() -> None:
             raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, handler)
-
-
-def _cache_note(cfg) -> str:
-    if cfg.strategy.name != "dropping" or not cfg.data.augment:
-        return ""
-    k = cfg.strategy.cache.views
-    if k == 1:
-        return "head trained on cached un-augmented tail outputs (augmentation stops at the first drop)"
-    return f"head trained on {k} cached views per image (plain, flip, {k - 2} random crops)"
 
 
 def _progress(cfg, epoch: int, total: int):
