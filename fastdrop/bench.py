@@ -24,11 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from tabulate import tabulate
 
 from .results import atomic_write_text
+from .strategies import STRATEGIES
 from .strategies.base import synchronize
 from .strategies.policy import backward_work
 from .trainer import USER_ERRORS, Trainer
 
-RUNS = ["sgd", "freezing", "dropping"]
+RUNS = STRATEGIES.names()  # every registered strategy, the baseline first
 
 
 def run_work(row: dict) -> float:

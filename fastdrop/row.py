@@ -19,11 +19,12 @@ def build_row(t, status: str, reason: str) -> dict:
     dev = t.device
     return {
         "run_id": t.run_id, "status": status, "status_reason": reason,
-        "model": t.model_name, "width": cfg.model.width if t.model_name == cfg.model.name else None,
+        "model": t.model_name, "width": None if t.custom else cfg.model.width, **t.model_info,
         "data": t.data.name, "strategy": cfg.strategy.name,
         "policy": t.strategy.policy_name,
         "experiment": t.experiment, "tag": cfg.tag,
         "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
+        "world_size": t.world.size, "per_rank_batch_size": t.ctx.batch_size, "dist_backend": t.world.backend or None,
         "precision": cfg.precision, "warmup": cfg.strategy.warmup,
         "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
         f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)",
@@ -33,7 +34,7 @@ def build_row(t, status: str, reason: str) -> dict:
         "cache_time_s": sum(r["cache_time_s"] for r in h),
         "eval_time_s": sum(r["eval_time_s"] for r in h),
         "A": h[-1]["test_acc"] if h else None,
-        "train_images": len(t.data.train), "test_images": len(t.data.test),
+        "train_images": len(t.data.train) * t.world.size, "test_images": t.n_test,  # all ranks together
         "augment": cfg.data.augment,
         "train_class_counts": t.class_counts["train"], "test_class_counts": t.class_counts["test"],
         "warnings": list(t.warnings),

@@ -7,6 +7,8 @@ from omegaconf import DictConfig
 from .config import PRECISIONS
 from .registry import either
 from .data import DataError
+from .distributed import RanksDisagree
+from .models import WeightsError
 from .strategies import STRATEGIES
 from .strategies.cache import BACKENDS, DTYPES, CacheError
 from .strategies.policy import CANDIDATE_RULES
@@ -17,7 +19,7 @@ class ConfigError(ValueError):
 
 
 # What the CLI reports as one `fastdrop: error:` line with exit code 2 (the user can fix it).
-USER_ERRORS = (ConfigError, DataError, CacheError)
+USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError)
 
 
 def validate(cfg: DictConfig) -> None:

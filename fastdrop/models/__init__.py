@@ -1,9 +1,13 @@
 """Networks by name, from the model registry (`fastdrop.registry.MODELS`, filled by vgg.py and resnet.py).
 
 `build_model` returns the chain the trainer uses; `build_torchvision` the module it was cut from (the
-chain shares its layers), which the tests use to prove both compute the same function. An entry is a
-builder `(num_classes, in_channels, image_size, width) -> nn.Module` registered with its `family` (the
-report's table grouping), `module_type` and `to_chain` (how to cut such a module; default `as_chain`).
+chain shares its layers), which the tests use to prove both compute the same function. `build` adds
+what a run configures: the stem and the starting weights (models/weights.py). A user's own network is
+cut by `chain_of` (models/custom.py).
+
+An entry is a builder `(num_classes, in_channels, image_size, width, small) -> nn.Module` registered
+with its `family` (the report's table grouping), `module_type` and `to_chain` (how to cut such a module)
+and optionally `torchvision` (the torchvision model whose weights it takes, default its own name).
 """
 from __future__ import annotations
 
@@ -12,20 +16,15 @@ from ..registry import MODELS
 from . import vgg  # noqa: F401,I001
 from . import resnet  # noqa: F401
 from .chain import Chain, SeqUnit, State, Unit, as_chain
+from .custom import ACCEPTED, chain_of, default_name
+from .weights import WeightsError, apply_weights, resolve_stem
 
 NAMES = MODELS  # the registered names, in registration order (kept for older imports)
 
 
-def build_torchvision(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0):
-    return MODELS.get_or_fail(name)(num_classes, in_channels, image_size, width)
-
-
-def chain_of(module) -> Chain:
-    for name in MODELS:
-        t = MODELS.attr(name, "module_type")
-        if t is not None and isinstance(module, t):
-            return MODELS.attr(name, "to_chain")(module)
-    return as_chain(module)
+def build_torchvision(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+                      small: bool | None = None):
+    return MODELS.get_or_fail(name)(num_classes, in_channels, image_size, width, small)
 
 
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> Chain:
@@ -33,5 +32,14 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     return to_chain(build_torchvision(name, num_classes, in_channels, image_size, width))
 
 
-__all__ = ["Chain", "SeqUnit", "State", "Unit", "as_chain", "build_model", "build_torchvision", "chain_of", "MODELS",
-           "NAMES"]
+def build(model_cfg, num_classes: int, in_channels: int, image_size: int) -> tuple[Chain, dict]:
+    """The configured network (`model.name`, `width`, `stem`, `weights`) and the row's record of it."""
+    small = resolve_stem(model_cfg.stem, model_cfg.weights, image_size)
+    module = build_torchvision(model_cfg.name, num_classes, in_channels, image_size, model_cfg.width, small)
+    chain = MODELS.attr(model_cfg.name, "to_chain", chain_of)(module)
+    info = apply_weights(module, chain, model_cfg.weights, model_cfg.name, model_cfg.width, in_channels)
+    return chain, {"stem": "small" if small else "imagenet", **info}
+
+
+__all__ = ["ACCEPTED", "Chain", "SeqUnit", "State", "Unit", "WeightsError", "apply_weights", "as_chain", "build",
+           "build_model", "build_torchvision", "chain_of", "default_name", "MODELS", "NAMES"]

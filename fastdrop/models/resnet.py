@@ -67,15 +67,16 @@ class BlockExit(Unit):
 
 
 def build_resnet(block, layers: list[int], num_classes: int, in_channels: int, image_size: int,
-                 width: float = 1.0) -> ResNet:
+                 width: float = 1.0, small: bool | None = None) -> ResNet:
     """torchvision's `ResNet` with every stage's width scaled: the shell is built on the meta device (no
     memory, no time) and given real stem, stages and fc built from torchvision's public blocks, then
     initialised as torchvision's __init__ does. At width 1.0 the parameter names and shapes are
-    torchvision's."""
+    torchvision's. `small`: the CIFAR stem (default: for images <= 64 px); False keeps torchvision's 7x7 +
+    max-pool."""
     with torch.device("meta"):
         model = ResNet(block, layers, num_classes=num_classes)
     c = _scaled(64, width)
-    if image_size <= 64:  # CIFAR stem
+    if image_size <= 64 if small is None else small:  # CIFAR stem
         model.conv1 = nn.Conv2d(in_channels, c, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     else:
@@ -115,8 +116,9 @@ def resnet_chain(model: ResNet) -> Chain:
 
 
 def _register(name: str, block, layers: list[int]) -> None:
-    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> ResNet:
-        return build_resnet(block, layers, num_classes, in_channels, image_size, width)
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+              small: bool | None = None) -> ResNet:
+        return build_resnet(block, layers, num_classes, in_channels, image_size, width, small)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"{name} (torchvision {block.__name__} x {layers}), one unit per conv."

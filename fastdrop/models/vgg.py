@@ -21,8 +21,10 @@ def _scaled(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
 
-def build_vgg(letter: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0):
-    """torchvision's VGG configuration `letter` ("A" = VGG-11, "D" = 16, "E" = 19) with batch norm."""
+def build_vgg(letter: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+              small: bool | None = None):
+    """torchvision's VGG configuration `letter` ("A" = VGG-11, "D" = 16, "E" = 19) with batch norm.
+    `small`: the small-image layout above (default: for images <= 64 px); False keeps torchvision's."""
     cfg = [v if v == "M" else _scaled(v, width) for v in cfgs[letter]]
     features = make_layers(cfg, batch_norm=True)
     first = features[0]
@@ -35,7 +37,7 @@ def build_vgg(letter: str, num_classes: int, in_channels: int, image_size: int, 
     model.features = features
     last_c = cfg[-2]
     hidden = _scaled(4096, width)
-    small = image_size <= 64
+    small = image_size <= 64 if small is None else small
     if small:
         for m in model.features:
             if isinstance(m, nn.MaxPool2d):
@@ -81,12 +83,13 @@ def vgg_chain(model: VGG) -> Chain:
 
 
 def _register(name: str, letter: str) -> None:
-    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> VGG:
-        return build_vgg(letter, num_classes, in_channels, image_size, width)
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+              small: bool | None = None) -> VGG:
+        return build_vgg(letter, num_classes, in_channels, image_size, width, small)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"{name} with batch norm (torchvision configuration {letter!r}), one unit per conv."
-    MODELS.register(name, family="vgg", module_type=VGG, to_chain=vgg_chain)(build)
+    MODELS.register(name, family="vgg", module_type=VGG, to_chain=vgg_chain, torchvision=f"{name}_bn")(build)
 
 
 _register("vgg11", "A")
