@@ -7,7 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from .config import conf_dir
+
+CONF_DIR = conf_dir()  # inside the package when installed from a wheel, else the checkout's conf/
 
 USAGE = """usage: fastdrop {run,tables,figures,bench} [args]
 

@@ -6,6 +6,7 @@ trainer's optimiser and LR schedule. Run-level keys (seed, epochs, batch_size, p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -99,5 +100,25 @@ class Config:
     tag: str = ""                     # free text stored in the row (e.g. which data copy was used)
 
 
+def conf_dir() -> Path:
+    """The YAML config tree: `fastdrop/conf` inside an installed wheel, else the checkout's top-level conf/
+    (a source tree or an editable install, where conf/ stays beside the package)."""
+    pkg = Path(__file__).resolve().parent
+    inside = pkg / "conf"
+    return inside if (inside / "config.yaml").is_file() else pkg.parent / "conf"
+
+
 def register_configs() -> None:
-    ConfigStore.instance().store(name="fastdrop_schema", node=Config)
+    """The typed schema, plus a config-group entry `{name: <entry>}` for every registered model, dataset
+    and strategy that has no YAML in conf/, so a newly registered entry is a choice on the command line."""
+    cs = ConfigStore.instance()
+    cs.store(name="fastdrop_schema", node=Config)
+    from .data import DATASETS
+    from .models import MODELS
+    from .strategies import STRATEGIES
+
+    for group, registry in (("model", MODELS), ("data", DATASETS), ("strategy", STRATEGIES)):
+        have = {p.stem for p in (conf_dir() / group).glob("*.yaml")}
+        for name in registry:
+            if name not in have:
+                cs.store(group=group, name=name, node={"name": name, **registry.attr(name, "conf", {})})

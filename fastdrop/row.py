@@ -10,6 +10,7 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
+from .registry import MODELS
 from .results import git_commit
 
 
@@ -19,7 +20,8 @@ def build_row(t, status: str, reason: str) -> dict:
     dev = t.device
     return {
         "run_id": t.run_id, "status": status, "status_reason": reason,
-        "model": t.model_name, "width": None if t.custom else cfg.model.width, **t.model_info,
+        "model": t.model_name, "model_family": MODELS.attr(t.model_name, "family"),
+        "width": None if t.custom else cfg.model.width, **t.model_info,
         "data": t.data.name, "strategy": cfg.strategy.name,
         "policy": t.strategy.policy_name,
         "experiment": t.experiment, "tag": cfg.tag,
