@@ -9,35 +9,47 @@ Python work and no DataLoader workers. The permutation and augmentation generato
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from ..registry import DATASETS
 # Imported in the order the report lists datasets; each module registers its loader.
-from . import mnist, mnist_mini, cifar10, cifar10_jpeg, imagenette  # noqa: F401,E401
+from . import mnist, mnist_mini, cifar10, cifar10_jpeg, imagenette, folder  # noqa: F401,E401
 from .containers import DataError, ImageData, Split
+from .folder import channel_stats
+from .imagenette import IMAGENETTE_STATS
 from .mnist import MNIST_FILES
 from .mnist_mini import ASSETS
 
 __all__ = ["DataError", "ImageData", "Split", "DATASETS", "LOADERS", "STATS", "ASSETS", "MNIST_FILES", "load_data"]
 
 LOADERS = DATASETS  # older name
-# Normalisation statistics by dataset name (each loader registers its own `stats`).
-STATS = {name: DATASETS.attr(name, "stats") for name in DATASETS}
+# Normalisation statistics by name: each dataset's own (registered beside its loader), and ImageNet's,
+# which torchvision's weights expect.
+STATS = {name: DATASETS.attr(name, "stats") for name in DATASETS if not isinstance(DATASETS.attr(name, "stats"), str)}
+STATS["imagenet"] = IMAGENETTE_STATS
 
 
 def load_data(name: str, root: str = "data", download: bool = False, train_subset: int | None = None,
               test_subset: int | None = None, augment: bool = False, image_size: int | None = None,
-              subset_seed: int = 0) -> ImageData:
+              subset_seed: int = 0, memory_budget_gb: float | None = None, stats: str | None = None) -> ImageData:
     """A registered dataset as uint8 splits, subsampled (seeded, class-balanced) when asked. A loader is
-    `fn(root, download, train, [size]) -> Split`, registered with its `stats` (mean, std), `num_classes`
-    (default 10), `sized` (accepts `size=image_size`) and `paper` (the paper's dataset it stands for)."""
+    `fn(root, download, train, [size], [memory_budget_gb]) -> Split` (it gets the options it names),
+    registered with its `stats` ((mean, std), or "train" for the training split's own) and `paper` (the
+    paper's dataset it stands for), and `num_classes` unless its splits name their classes. `stats` overrides the normalisation (a STATS key, or "train")."""
     fn = DATASETS.get_or_fail(name, DataError)
-    kw = {"size": image_size} if DATASETS.attr(name, "sized") and image_size else {}
+    options = {"size": image_size or None, "memory_budget_gb": memory_budget_gb}
+    takes = inspect.signature(fn).parameters
+    kw = {k: v for k, v in options.items() if k in takes and v is not None}
     r = Path(root).expanduser()
     train = fn(r, download, True, **kw).sample(train_subset, subset_seed)
     test = fn(r, download, False, **kw).sample(test_subset, subset_seed)
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{name}: empty split after subsetting (train {len(train)}, test {len(test)})")
-    mean, std = DATASETS.attr(name, "stats")
-    return ImageData(name, train, test, mean, std, num_classes=DATASETS.attr(name, "num_classes", 10),
-                     augment=augment)
+    own = DATASETS.attr(name, "stats")
+    chosen = STATS[stats] if stats and stats != "train" else ("train" if stats == "train" else own)
+    mean, std = channel_stats(train.x) if chosen == "train" else chosen
+    classes = train.classes
+    return ImageData(name, train, test, mean, std, num_classes=len(classes) if classes else DATASETS.attr(name, "num_classes", 10),
+                     augment=augment,
+                     classes=classes)

@@ -10,7 +10,7 @@ from .decode_cache import _decode_once
 IMAGENETTE_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # ImageNet's
 
 
-@DATASETS.register("imagenette", stats=IMAGENETTE_STATS, paper="imagenette", sized=True)
+@DATASETS.register("imagenette", stats=IMAGENETTE_STATS, paper="imagenette")
 def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Split:
     """Imagenette through torchvision; JPEGs are decoded once (shorter side resized to `size`, centre
     crop) and the uint8 tensor is kept next to the images so later runs start at once."""
