@@ -83,11 +83,17 @@ class DistConfig:
 
 
 @dataclass
+class LoggerConfig:
+    name: str = "csv"  # none | csv | tensorboard (fastdrop/loggers.py)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     epochs: int = 10

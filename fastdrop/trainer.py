@@ -27,6 +27,7 @@ from . import distributed
 from .data import ImageData, Split, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
+from .loggers import make_logger
 from .models import Chain, apply_weights, build, chain_of, default_name
 from .models.weights import is_torchvision_name
 from .results import atomic_torch_save, write_row
@@ -39,7 +40,9 @@ from .validate import USER_ERRORS, ConfigError, validate
 log = logging.getLogger("fastdrop")
 
 CKPT = "checkpoint.pt"
-KILL_ENV = "FASTDROP_TEST_KILL_AFTER_EPOCH"  # fault injection for the resume tests: SIGKILL after this epoch
+# Called as cb(trainer, epoch, record) after each epoch's checkpoint is on disk. Empty in production; the
+# tests put fault injection here (tests/kill_run.py SIGKILLs a real CLI run after a chosen epoch).
+CALLBACKS: list = []
 
 
 class Diverged(RuntimeError):
@@ -294,6 +297,7 @@ class Trainer:
             self.load_checkpoint()
         status, reason = "completed", ""
         _terminate_as_exit()
+        logger = make_logger(self.cfg.logger.name, self.run_dir, self.world.rank)
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
                 rec = self.train_epoch(epoch)
@@ -304,8 +308,9 @@ class Trainer:
                 if not math.isfinite(rec["train_loss"]):
                     raise Diverged(f"training loss is {rec['train_loss']} at epoch {epoch}")
                 self.save_checkpoint(epoch)
-                if os.environ.get(KILL_ENV) == str(epoch):
-                    os.kill(os.getpid(), signal.SIGKILL)
+                logger.log_epoch(rec)
+                for cb in CALLBACKS:
+                    cb(self, epoch, rec)
         except Diverged as e:
             status, reason = "diverged", str(e)
         except USER_ERRORS as e:
@@ -318,6 +323,7 @@ class Trainer:
             self.row = self._row(status, reason)
             self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
             self.strategy.close()
+            logger.close()
         return self.row
 
     # -- the result row ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .config import PRECISIONS
+from .loggers import LOGGERS
 from .registry import either
 from .data import DataError
 from .distributed import RanksDisagree
@@ -62,6 +63,8 @@ def validate(cfg: DictConfig) -> None:
         v = cfg.data[sub]
         if v is not None and v <= 0:
             problems.append(f"data.{sub} must be > 0 (got {v})")
+    if cfg.logger.name not in LOGGERS:
+        problems.append(f"logger must be {LOGGERS.choices()} (got {cfg.logger.name!r})")
     if problems:
         raise ConfigError("; ".join(problems))
 

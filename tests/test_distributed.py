@@ -19,7 +19,7 @@ from fastdrop.data import ImageData, Split
 from fastdrop.distributed import World
 from fastdrop.models import as_chain
 from fastdrop.strategies import Strategy
-from fastdrop.trainer import CKPT, KILL_ENV, Trainer
+from fastdrop.trainer import CKPT, Trainer
 
 N = 2
 # BN-free network and random data for the exact single-process equivalence (see fastdrop.distributed)
@@ -153,9 +153,11 @@ def test_disagreeing_ranks_stop_with_a_clear_error(ddp):
         assert msg and "ranks disagree on a value that differs on purpose" in msg and "rank 1: 1" in msg
 
 
-def torchrun(tmp_path, *args, env=None):
+def torchrun(tmp_path, *args, env=None, kill_after=None):
+    # kill_after: every rank runs tests/kill_run.py, which SIGKILLs it after that epoch's checkpoint.
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={N}", "-m", "fastdrop",
+    entry = ["-m", "fastdrop"] if kill_after is None else [str(REPO / "tests" / "kill_run.py"), str(kill_after)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={N}", *entry,
            "run", *LD_OV, *STRATS["dropping"], f"results_dir={tmp_path}/results", *args]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
 
@@ -163,7 +165,7 @@ def torchrun(tmp_path, *args, env=None):
 @pytest.mark.slow
 def test_torchrun_run_killed_after_an_epoch_resumes_to_the_same_weights(ddp, tmp_path):
     run_dir = tmp_path / "run"
-    p = torchrun(tmp_path, f"hydra.run.dir={run_dir}", env={KILL_ENV: "1"})
+    p = torchrun(tmp_path, f"hydra.run.dir={run_dir}", kill_after=1)
     assert p.returncode != 0
     assert torch.load(run_dir / CKPT, weights_only=False)["epoch"] == 1
     assert not list((tmp_path / "results" / "runs").glob("*.json"))

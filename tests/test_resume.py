@@ -4,12 +4,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import compose_config
 
-from fastdrop.trainer import CKPT, KILL_ENV, Trainer
+from fastdrop.trainer import CKPT, Trainer
+
+KILL_RUN = Path(__file__).with_name("kill_run.py")  # the CLI, SIGKILLed after a chosen epoch
 
 BASE = ["progress=false", "model.width=0.125", "data.train_subset=384", "data.test_subset=64", "batch_size=64",
         "epochs=4", "strategy.policy=schedule", "strategy.schedule={2:2}"]
@@ -19,10 +22,11 @@ def cfg_for(tmp_path, *extra):
     return compose_config([*BASE, f"results_dir={tmp_path}/results", *extra])
 
 
-def cli(tmp_path, *args, env=None):
+def cli(tmp_path, *args, kill_after=None):
     # The child uses as many threads as this process, so both compute bit-identical results.
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *BASE, f"results_dir={tmp_path}/results", *args],
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    entry = ["-m", "fastdrop.cli"] if kill_after is None else [str(KILL_RUN), str(kill_after)]
+    return subprocess.run([sys.executable, *entry, "run", *BASE, f"results_dir={tmp_path}/results", *args],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -34,7 +38,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, strategy, kill_after)
     ref_row = ref.fit()
 
     run_dir = tmp_path / "killed"
-    p = cli(tmp_path, f"strategy={strategy}", f"hydra.run.dir={run_dir}", env={KILL_ENV: str(kill_after)})
+    p = cli(tmp_path, f"strategy={strategy}", f"hydra.run.dir={run_dir}", kill_after=kill_after)
     assert p.returncode == -9, p.stderr[-2000:]
     assert torch.load(run_dir / CKPT, weights_only=False)["epoch"] == kill_after
     assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 1  # only the reference: a kill writes none

@@ -50,6 +50,5 @@ def load_data(name: str, root: str = "data", download: bool = False, train_subse
     chosen = STATS[stats] if stats and stats != "train" else ("train" if stats == "train" else own)
     mean, std = channel_stats(train.x) if chosen == "train" else chosen
     classes = train.classes
-    return ImageData(name, train, test, mean, std, num_classes=len(classes) if classes else DATASETS.attr(name, "num_classes", 10),
-                     augment=augment,
-                     classes=classes)
+    num_classes = len(classes) if classes else DATASETS.attr(name, "num_classes", 10)
+    return ImageData(name, train, test, mean, std, num_classes=num_classes, augment=augment, classes=classes)
