@@ -35,6 +35,7 @@ from .schedule import get_lr
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
 from .strategies.cache import CacheError
+from .strategies.policies import POLICIES, CutPolicy
 
 log = logging.getLogger("fastdrop")
 
@@ -68,11 +69,17 @@ def validate(cfg: DictConfig) -> None:
     s = cfg.strategy
     if s.name not in STRATEGIES:
         problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
-    if s.policy not in ("learn_and_drop", "schedule", "none"):
-        problems.append(f"strategy.policy must be learn_and_drop, schedule or none (got {s.policy!r})")
+    if s.policy not in POLICIES:
+        problems.append(f"strategy.policy must be one of {', '.join(POLICIES)} (got {s.policy!r})")
+    if s.guard not in ("warn", "block", "off"):
+        problems.append(f"strategy.guard must be warn, block or off (got {s.guard!r})")
+    if not (s.start_loss > 0 and s.tolerance >= -1 and 0 < s.max_cut_fraction <= 1 and s.rise_tolerance >= 0):
+        problems.append("strategy.start_loss must be > 0, tolerance >= -1, max_cut_fraction in (0, 1], "
+                        f"rise_tolerance >= 0 (got {s.start_loss}, {s.tolerance}, {s.max_cut_fraction}, "
+                        f"{s.rise_tolerance})")
     if s.candidates not in ("eq4", "max_prefix_sum"):
         problems.append(f"strategy.candidates must be eq4 or max_prefix_sum (got {s.candidates!r})")
-    if s.warmup < 0 or (s.policy == "learn_and_drop" and s.name != "sgd" and s.warmup >= cfg.epochs):
+    if s.warmup < 0 or (POLICIES.get(s.policy, CutPolicy).uses_warmup and s.name != "sgd" and s.warmup >= cfg.epochs):
         problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
     if s.cache.backend not in ("auto", "device", "host", "disk"):
         problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
@@ -259,10 +266,10 @@ class Trainer:
             if bar is not None:
                 bar.update(len(y))
         stats = strat.epoch_stats()  # what ran this epoch, before end_epoch may cut further
-        scores = strat.end_epoch(epoch)
+        train_loss = loss_sum.item() / max(seen, 1)
+        scores = strat.end_epoch(epoch, train_loss)
         synchronize(dev)
         train_s = time.perf_counter() - t0
-        train_loss = loss_sum.item() / max(seen, 1)
         if bar is not None:
             bar.close()
         self.T_s += train_s
@@ -271,6 +278,8 @@ class Trainer:
         synchronize(dev)
         eval_s = time.perf_counter() - t1
         stats["dropped_units"] = self.chain.names[: strat.n_cut]
+        for w in scores.pop("warnings", []):
+            self.warn(w)
         rec = {"epoch": epoch, "lr": lr, "train_time_s": train_s, "cache_time_s": cache_s, "eval_time_s": eval_s,
                "train_loss": train_loss, "test_acc": acc, **stats, **scores}
         return rec
