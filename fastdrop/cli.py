@@ -36,7 +36,9 @@ def _hydra_app(task):
 
 
 def run_task(cfg, run_dir, experiment, multirun):
-    from .trainer import USER_ERRORS, Trainer
+    from . import distributed
+    from .trainer import Trainer
+    from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
     try:
@@ -47,6 +49,10 @@ def run_task(cfg, run_dir, experiment, multirun):
         if multirun:
             return None
         sys.exit(2)
+    finally:
+        distributed.shutdown()
+    if trainer.row_path is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return row
     a = f"{row['A']:.2f}%" if row["A"] is not None else "n/a"
     msg = (f"fastdrop: {row['status']}: {row['model']} {row['data']} {row['strategy']} seed {row['seed']}: "
            f"A={a} T={row['T_min']:.2f} min -> {trainer.row_path}")
@@ -59,6 +65,36 @@ def run_task(cfg, run_dir, experiment, multirun):
     return row
 
 
+def _torchrun_overrides(args: list[str]) -> list[str]:
+    """Under torchrun every rank runs this CLI. Give all ranks rank 0's run directory (Hydra's default
+    name holds a timestamp that may differ between ranks), and let only rank 0 write .hydra/ and the
+    main log (rank r logs to <job>.rank<r>.log)."""
+    from . import distributed
+
+    if distributed.env_world_size() <= 1:
+        return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise ValueError("a sweep (-m) under torchrun is not supported: launch one torchrun per run "
+                         "(see README, Scaling out)")
+    last = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+    world = distributed.init(last.get("device", "auto"), last.get("dist.backend", "auto"),
+                             float(last.get("dist.timeout_min", 30.0)))
+    out = list(args)
+    if "hydra.run.dir" not in last:
+        import re
+        from datetime import datetime
+
+        from omegaconf import OmegaConf
+
+        pattern = str(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))["hydra"]["run"]["dir"])
+        now = distributed.gather(world, datetime.now())[0]
+        out.append("hydra.run.dir=" + re.sub(r"\$\{now:([^}]*)\}", lambda m: now.strftime(m.group(1)), pattern))
+    if not world.is_main:
+        out += ["hydra.output_subdir=null",
+                f"hydra.job_logging.handlers.file.filename=${{hydra.runtime.output_dir}}/${{hydra.job.name}}.rank{world.rank}.log"]
+    return out
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -66,6 +102,11 @@ def main(argv=None):
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "run":
+        try:
+            rest = _torchrun_overrides(rest)
+        except ValueError as e:
+            print(f"fastdrop: error: {e}", file=sys.stderr)
+            return 2
         sys.argv = [f"{Path(sys.argv[0]).name} run"] + rest
         _hydra_app(run_task)()
         return 0

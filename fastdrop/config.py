@@ -18,6 +18,10 @@ PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 class ModelConfig:
     name: str = MISSING
     width: float = 1.0
+    # Starting weights: a torchvision weights name (IMAGENET1K_V1), a state_dict file or a fastdrop run
+    # directory (fastdrop/models/weights.py). None: random initialisation.
+    weights: Optional[str] = None
+    stem: str = "auto"  # auto | imagenet | small (3x3 stride-1 first conv, no max-pool)
 
 
 @dataclass
@@ -85,12 +89,21 @@ class BenchConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel runs under torchrun (fastdrop.distributed); ignored by a single process."""
+    backend: str = "auto"     # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
+    sync_bn: bool = False     # SyncBatchNorm: BN statistics over the global batch (GPU only)
+    timeout_min: float = 30.0  # how long a collective waits for a slow or dead rank
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     epochs: int = 10
     batch_size: int = 256
