@@ -17,6 +17,7 @@ class DataError(RuntimeError):
 class Split:
     x: torch.Tensor  # uint8 [N, C, H, W]
     y: torch.Tensor  # int64 [N]
+    classes: tuple | None = None  # class names by label, where the dataset has them (data=folder)
 
     def __len__(self):
         return len(self.y)
@@ -24,10 +25,10 @@ class Split:
     def sample(self, n: int | None, seed: int = 0) -> "Split":
         """A seeded class-balanced sample of n rows (fastdrop.data.subset); all rows when n is None."""
         idx = balanced_indices(self.y, n, seed)
-        return self if idx is None else Split(self.x[idx], self.y[idx])
+        return self if idx is None else Split(self.x[idx], self.y[idx], self.classes)
 
     def to(self, device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
+        return Split(self.x.to(device), self.y.to(device), self.classes)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ImageData:
     std: tuple
     num_classes: int = 10
     augment: bool = False
+    classes: tuple | None = None
     _stats: dict = field(default_factory=dict, repr=False)
 
     @property
