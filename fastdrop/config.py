@@ -31,6 +31,11 @@ class DataConfig:
     augment: bool = False
     image_size: Optional[int] = None  # imagenette only: 160 (the 160 px release) or 320
     eval_batch_size: int = 1024
+    # Folder datasets larger than memory (fastdrop.data.streaming): stream from a memory-mapped file
+    # when true, or (null) when the decoded split exceeds memory_budget_gb (null: half the free RAM).
+    stream: Optional[bool] = None
+    memory_budget_gb: Optional[float] = None
+    workers: int = 2                  # DataLoader workers of a streamed split
 
 
 @dataclass

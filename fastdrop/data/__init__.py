@@ -9,6 +9,7 @@ Python work and no DataLoader workers. The permutation and augmentation generato
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +19,9 @@ from .containers import DataError, ImageData, Split
 from .imagenette import _imagenette
 from .mnist import MNIST_FILES, _mnist
 from .mnist_mini import ASSETS, _mnist_mini
+from .streaming import StreamPolicy, StreamSplit
 
-__all__ = ["DataError", "ImageData", "Split", "LOADERS", "STATS", "ASSETS", "MNIST_FILES", "load_data"]
+__all__ = ["DataError", "ImageData", "Split", "StreamPolicy", "StreamSplit", "LOADERS", "STATS", "ASSETS", "MNIST_FILES", "load_data"]
 
 STATS = {  # per-channel mean/std of the training sets
     "mnist": ((0.1307,), (0.3081,)),
@@ -39,11 +41,17 @@ LOADERS: dict[str, tuple[Callable, str]] = {
 
 def load_data(name: str, root: str = "data", download: bool = False, train_subset: int | None = None,
               test_subset: int | None = None, augment: bool = False, image_size: int | None = None,
-              subset_seed: int = 0) -> ImageData:
+              subset_seed: int = 0, stream: StreamPolicy | None = None) -> ImageData:
+    """`stream`: when the folder datasets stream from a memory-mapped file (fastdrop.data.streaming);
+    None keeps every split in memory."""
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     fn, stats = LOADERS[name]
     kw = {"size": image_size} if name == "imagenette" and image_size else {}
+    if stream is not None and "stream" in inspect.signature(fn).parameters:  # the folder datasets
+        kw["stream"] = stream
+    elif stream is not None and stream.stream:
+        raise DataError(f"data.stream=true needs a folder (JPEG) dataset; {name} is loaded whole by torchvision")
     r = Path(root).expanduser()
     train = fn(r, download, True, **kw).sample(train_subset, subset_seed)
     test = fn(r, download, False, **kw).sample(test_subset, subset_seed)
