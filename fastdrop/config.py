@@ -18,6 +18,10 @@ PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 class ModelConfig:
     name: str = MISSING
     width: float = 1.0
+    # Starting weights: a torchvision weights name (IMAGENET1K_V1), a state_dict file or a fastdrop run
+    # directory (fastdrop/models/weights.py). None: random initialisation.
+    weights: Optional[str] = None
+    stem: str = "auto"  # auto | imagenet | small (3x3 stride-1 first conv, no max-pool)
 
 
 @dataclass

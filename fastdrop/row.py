@@ -19,7 +19,7 @@ def build_row(t, status: str, reason: str) -> dict:
     dev = t.device
     return {
         "run_id": t.run_id, "status": status, "status_reason": reason,
-        "model": t.model_name, "width": cfg.model.width if t.model_name == cfg.model.name else None,
+        "model": t.model_name, "width": None if t.custom else cfg.model.width, **t.model_info,
         "data": t.data.name, "strategy": cfg.strategy.name,
         "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
         "experiment": t.experiment, "tag": cfg.tag,

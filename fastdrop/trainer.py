@@ -27,7 +27,7 @@ from . import distributed
 from .data import ImageData, StreamPolicy, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
-from .models import Chain, build_model
+from .models import Chain, apply_weights, build, chain_of, default_name
 from .results import atomic_torch_save, write_row
 from .row import build_row
 from .schedule import get_lr
@@ -83,9 +83,9 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
 
 class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: str | Path, chain: Chain | None = None,
-                 data: ImageData | None = None, experiment: str | None = None):
-        """`chain`/`data` may be supplied directly (a user's own network: see fastdrop.api); otherwise
-        they are built from the config."""
+                 data: ImageData | None = None, experiment: str | None = None, name: str | None = None):
+        """`chain` (anything fastdrop.models.chain_of accepts, rows named `name`) and `data` may be
+        supplied directly (a user's own network: see fastdrop.api); otherwise they are built from the config."""
         validate(cfg)
         self.cfg, self.run_dir, self.experiment = cfg, Path(run_dir), experiment
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,9 +113,15 @@ class Trainer:
         self.n_test = len(self.data.test)
         self._shard()
         self.data.to(self.device)
-        self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
-        self.chain = chain if chain is not None else build_model(
-            cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
+        self.custom = chain is not None
+        if chain is None:
+            self.model_name = cfg.model.name
+            self.chain, self.model_info = build(cfg.model, self.data.num_classes, self.data.in_channels,
+                                                self.data.image_size)
+        else:
+            self.chain = chain_of(chain)
+            self.model_name = name or default_name(chain, self.chain)
+            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights)}
         if cfg.dist.sync_bn and self.world.enabled:
             self.chain = distributed.convert_sync_bn(self.chain)
         torch.manual_seed(cfg.seed + self.world.rank)  # dropout masks per rank (the weights are rank 0's)

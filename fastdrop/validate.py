@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from .config import PRECISIONS
 from .data import DataError
 from .distributed import RanksDisagree
+from .models import WeightsError
 from .strategies import STRATEGIES
 from .strategies.cache import CacheError
 
@@ -16,7 +17,7 @@ class ConfigError(ValueError):
 
 
 # What the CLI reports as one `fastdrop: error:` line with exit code 2 (the user can fix it).
-USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree)
+USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError)
 
 
 def validate(cfg: DictConfig) -> None:
