@@ -5,7 +5,9 @@ the MNIST subset bundled with the package (`mnist_mini`, the offline default), a
 tensor [N, C, H, W] with int64 labels. Training draws batches by a seeded index permutation and
 normalises (and, if configured, augments) each batch on the device, so the hot loop has no per-sample
 Python work and no DataLoader workers. The permutation and augmentation generators are re-seeded from
-(seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one.
+(seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one. A folder dataset too
+large for memory streams instead from a memory-mapped file through DataLoader workers
+(fastdrop.data.streaming); the training loop reads both kinds through `fetch` and `batches`.
 """
 from __future__ import annotations
 

@@ -33,8 +33,6 @@ def _nbytes(rows: int, shapes: list[tuple], dtype: torch.dtype) -> int:
     return sum(rows * int(np.prod(s)) * torch.finfo(dtype).bits // 8 for s in shapes)
 
 
-
-
 def _device_free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
