@@ -33,12 +33,12 @@ class DataConfig:
     test_subset: Optional[int] = None
     subset_seed: int = 0  # which class-balanced rows a subset draws (independent of the training seed)
     augment: bool = False
-    image_size: Optional[int] = None  # imagenette only: 160 (the 160 px release) or 320
+    image_size: Optional[int] = None  # imagenette: 160 (the 160 px release) or 320; folder: any (shorter side + centre crop)
+    memory_budget_gb: Optional[float] = None  # folder: most a split may take as uint8 (default: half the RAM)
     eval_batch_size: int = 1024
     # Folder datasets larger than memory (fastdrop.data.streaming): stream from a memory-mapped file
-    # when true, or (null) when the decoded split exceeds memory_budget_gb (null: half the free RAM).
+    # when true, or (null) when the decoded split exceeds memory_budget_gb.
     stream: Optional[bool] = None
-    memory_budget_gb: Optional[float] = None
     workers: int = 2                  # DataLoader workers of a streamed split
 
 

@@ -28,6 +28,7 @@ from .data import ImageData, StreamPolicy, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
 from .models import Chain, apply_weights, build, chain_of, default_name
+from .models.weights import is_torchvision_name
 from .results import atomic_torch_save, write_row
 from .row import build_row
 from .schedule import get_lr
@@ -101,7 +102,8 @@ class Trainer:
         d = cfg.data
         self.data = data if data is not None else load_data(
             d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed,
-            StreamPolicy(d.stream, d.memory_budget_gb, d.workers))
+            d.memory_budget_gb, stats="imagenet" if is_torchvision_name(cfg.model.weights) else None,
+            stream=StreamPolicy(d.stream, d.memory_budget_gb, d.workers))
         if data is not None:
             self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
             self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)

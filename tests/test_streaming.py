@@ -69,3 +69,12 @@ def test_streaming_dropping_with_disk_cache_matches_in_memory(jpeg_root, tmp_pat
 def test_stream_true_on_a_dataset_loaded_whole_is_one_line(tmp_path):
     with pytest.raises(Exception, match="needs a folder"):
         load_data("mnist_mini", str(tmp_path), stream=StreamPolicy(stream=True))
+
+
+def test_data_folder_streams_too(jpeg_root):
+    root = str(jpeg_root / "cifar10-jpeg")  # an ImageFolder tree: train/<class>, test/<class>
+    mem = load_data("folder", root, image_size=32, stream=StreamPolicy(stream=False))
+    st = load_data("folder", root, image_size=32, stream=StreamPolicy(stream=True), memory_budget_gb=1e-6)
+    assert st.streaming and st.classes == mem.classes == tuple(CLASSES)  # over the budget: streams, no error
+    assert torch.equal(st.train.fetch(slice(0, 120)), mem.train.x) and torch.equal(st.test.y, mem.test.y)
+    assert st.mean == pytest.approx(mem.mean) and st.std == pytest.approx(mem.std)  # train stats, read in batches

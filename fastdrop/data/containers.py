@@ -19,6 +19,7 @@ class Split:
     streams from disk (fastdrop.data.streaming.StreamSplit) also provides."""
     x: torch.Tensor  # uint8 [N, C, H, W]
     y: torch.Tensor  # int64 [N]
+    classes: tuple | None = None  # class names by label, where the dataset has them (data=folder)
     streaming = False
 
     def __len__(self):
@@ -29,7 +30,7 @@ class Split:
         return tuple(self.x.shape[1:])
 
     def take(self, idx) -> "Split":
-        return Split(self.x[idx], self.y[idx])
+        return Split(self.x[idx], self.y[idx], self.classes)
 
     def fetch(self, idx) -> torch.Tensor:
         return self.x[idx]
@@ -43,7 +44,7 @@ class Split:
         return self if idx is None else self.take(idx)
 
     def to(self, device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
+        return Split(self.x.to(device), self.y.to(device), self.classes)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ImageData:
     std: tuple
     num_classes: int = 10
     augment: bool = False
+    classes: tuple | None = None
     _stats: dict = field(default_factory=dict, repr=False)
 
     @property

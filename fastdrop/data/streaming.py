@@ -72,6 +72,7 @@ class StreamSplit:
                  device: torch.device | str = "cpu"):
         self.path, self.shape, self.rows, self.y, self.workers = Path(path), tuple(shape), rows, y, workers
         self.device = torch.device(device)
+        self.classes: tuple | None = None  # class names by label (data=folder)
         self._reader = _Rows(self.path, self.shape, rows)
 
     def __len__(self):
@@ -81,16 +82,21 @@ class StreamSplit:
     def image_shape(self) -> tuple:
         return self.shape[1:]
 
+    def _with(self, rows: torch.Tensor, y: torch.Tensor, device) -> "StreamSplit":
+        out = StreamSplit(self.path, self.shape, rows, y, self.workers, device)
+        out.classes = self.classes
+        return out
+
     def take(self, idx: torch.Tensor) -> "StreamSplit":
         idx = torch.as_tensor(idx, device=self.y.device)
-        return StreamSplit(self.path, self.shape, self.rows[idx.cpu()], self.y[idx], self.workers, self.device)
+        return self._with(self.rows[idx.cpu()], self.y[idx], self.device)
 
     def sample(self, n: int | None, seed: int = 0) -> "StreamSplit":
         idx = balanced_indices(self.y, n, seed)
         return self if idx is None else self.take(idx)
 
     def to(self, device) -> "StreamSplit":
-        return StreamSplit(self.path, self.shape, self.rows, self.y.to(device), self.workers, device)
+        return self._with(self.rows, self.y.to(device), device)
 
     def fetch(self, idx) -> torch.Tensor:
         """One batch, read in this process (cache building, probes)."""

@@ -39,8 +39,8 @@ class WeightsError(ValueError):
     """Weights missing, unreadable or not fitting the network: one line saying which and where."""
 
 
-def is_torchvision_name(spec: str) -> bool:
-    return bool(re.fullmatch(r"([A-Za-z0-9]+_Weights\.)?[A-Z0-9_]+", spec)) and not Path(spec).exists()
+def is_torchvision_name(spec: str | None) -> bool:
+    return bool(spec) and bool(re.fullmatch(r"([A-Za-z0-9]+_Weights\.)?[A-Z0-9_]+", spec)) and not Path(spec).exists()
 
 
 def resolve_stem(stem: str, weights: str | None, image_size: int) -> bool:
