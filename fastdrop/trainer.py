@@ -6,6 +6,8 @@ sum of the synchronised training times of all epochs, warm-up and cache building
 evaluation of the full model is timed apart. The loss is accumulated on the device and read once per
 epoch, so the hot loop has no host sync. After every epoch an atomic checkpoint lets `resume=true`
 continue a killed run exactly; the result row is written at the end, also for diverged or failed runs.
+Under torchrun the same loop runs on every rank (fastdrop.distributed: its shard of the rows, a DDP
+wrapper over the trained units, collectives for loss, accuracy, T and the cut); rank 0 writes.
 """
 from __future__ import annotations
 

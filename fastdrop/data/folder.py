@@ -6,8 +6,9 @@ classes are the folder names of train/, sorted, numbered from 0; the test split 
 (a test class that train/ lacks is an error, a train class with no test images only a log line). Every
 image is decoded with torchvision.io as RGB, its shorter side resized to `data.image_size` (antialiased)
 and centre-cropped to a square, once: the uint8 tensor is kept in `<data.root>/.fastdrop-<split>-<size>.pt`
-(the shared decode cache, keyed by the file list and sizes). A split must fit the memory budget
-(`data.memory_budget_gb`, default half the machine's RAM): it is held whole, on the training device.
+(the shared decode cache, keyed by the file list and sizes). A split over the memory budget
+(`data.memory_budget_gb`) streams from a memory-mapped file (fastdrop.data.streaming; `data.stream`),
+or, with `data.stream=false`, is refused; otherwise it is held whole, on the training device.
 Normalisation uses the training split's own per-channel mean/std (load_data's `stats="train"`), or
 ImageNet's when the starting weights are torchvision's.
 """

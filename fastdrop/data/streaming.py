@@ -1,7 +1,7 @@
 """Splits larger than memory: JPEGs decoded once into a memory-mapped uint8 file, batches read by torch
 DataLoader workers into pinned memory.
 
-The folder datasets (cifar10_jpeg, imagenette) stream when `data.stream=true`, or with the default
+The folder datasets (cifar10_jpeg, imagenette, folder) stream when `data.stream=true`, or with the default
 `data.stream=null` when the decoded split would exceed `data.memory_budget_gb` (default: half the
 available RAM); everything else stays an in-memory `Split`. The first run decodes the images (in
 DataLoader workers, the same transform as the in-memory path, so the bytes are identical) straight into
