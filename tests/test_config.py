@@ -25,7 +25,7 @@ from fastdrop.strategies import STRATEGIES
 from fastdrop.validate import ConfigError, validate
 
 MODELS = ["vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet101", "resnet152"]
-DATA = ["mnist_mini", "mnist", "cifar10", "cifar10_jpeg", "imagenette"]
+DATA = ["mnist_mini", "mnist", "cifar10", "cifar10_jpeg", "imagenette", "folder"]
 STRATS = ["sgd", "freezing", "dropping"]
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = ["offline", "smoke", "bench_cpu", "paper_mnist", "paper_cifar10", "paper_imagenette"]
