@@ -36,6 +36,10 @@ class DataConfig:
     image_size: Optional[int] = None  # imagenette: 160 (the 160 px release) or 320; folder: any (shorter side + centre crop)
     memory_budget_gb: Optional[float] = None  # folder: most a split may take as uint8 (default: half the RAM)
     eval_batch_size: int = 1024
+    # Folder datasets larger than memory (fastdrop.data.streaming): stream from a memory-mapped file
+    # when true, or (null) when the decoded split exceeds memory_budget_gb.
+    stream: Optional[bool] = None
+    workers: int = 2                  # DataLoader workers of a streamed split
 
 
 @dataclass

@@ -66,5 +66,9 @@ def validate(cfg: DictConfig) -> None:
         v = cfg.data[sub]
         if v is not None and v <= 0:
             problems.append(f"data.{sub} must be > 0 (got {v})")
+    if cfg.data.workers < 0:
+        problems.append(f"data.workers must be >= 0 (got {cfg.data.workers})")
+    if cfg.data.memory_budget_gb is not None and cfg.data.memory_budget_gb <= 0:
+        problems.append(f"data.memory_budget_gb must be > 0 (got {cfg.data.memory_budget_gb})")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -90,8 +90,8 @@ class Strategy:
             self.scorer.accumulate()
 
     # -- data -------------------------------------------------------------------------------------
-    def _image_state(self, idx: torch.Tensor, gen: torch.Generator | None) -> tuple:
-        x = self.data.normalize(self.data.train.x[idx], self.ctx.dtype)
+    def _image_state(self, images: torch.Tensor, gen: torch.Generator | None) -> tuple:
+        x = self.data.normalize(images, self.ctx.dtype)
         if self.data.augment and gen is not None:
             x = self.data.random_crop_flip(x, gen)
         if self.ctx.channels_last:
@@ -123,10 +123,10 @@ class Strategy:
 
     def batches(self, epoch: int) -> Iterator[tuple[tuple, torch.Tensor]]:
         perm = self._permutation(epoch).to(self.data.train.y.device)
-        gen = self.ctx.generator(epoch, 1, device=self.data.train.x.device) if self.data.augment else None
-        for s in self._batch_slices(len(perm)):
-            idx = perm[s]
-            yield self._image_state(idx, gen), self.data.train.y[idx]
+        gen = self.ctx.generator(epoch, 1, device=self.ctx.device) if self.data.augment else None
+        idx = [perm[s] for s in self._batch_slices(len(perm))]
+        for i, images in zip(idx, self.data.train.batches(idx)):  # read ahead by workers when streaming
+            yield self._image_state(images, gen), self.data.train.y[i]
 
     # -- hooks ------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> float:
