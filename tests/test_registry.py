@@ -1,4 +1,4 @@
-"""Adding a network, dataset, strategy or cache backend is one module: the toy entries in tests/toys/
+"""Adding a network, dataset, strategy, cut policy or cache backend is one module: the toy entries in tests/toys/
 register themselves, become command-line choices, pass validation, train, and are read by the report."""
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from fastdrop.registry import Registry
 from fastdrop.report import family, label, load_rows, strategies
 from fastdrop.strategies import STRATEGIES
 from fastdrop.strategies.cache_backends import CACHE_BACKENDS
+from fastdrop.strategies.policies import POLICIES
 from fastdrop.trainer import Trainer
 
 TOYS = {"toy_model": (MODELS, "toy_net"), "toy_data": (DATASETS, "toy_data"),
-        "toy_strategy": (STRATEGIES, "toy_strategy"), "toy_backend": (CACHE_BACKENDS, "toy_backend")}
+        "toy_strategy": (STRATEGIES, "toy_strategy"), "toy_backend": (CACHE_BACKENDS, "toy_backend"),
+        "toy_policy": (POLICIES, "toy_policy")}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,16 @@ def test_toy_strategy_is_a_choice_the_trainer_runs_and_the_report_reads(toys, tm
     assert "toy_strategy" in strategies() and label("toy_strategy") == "Toy"
     df, warnings = load_rows(tmp_path / "results")
     assert list(df["strategy"]) == ["toy_strategy"] and not warnings
+
+
+def test_toy_policy_decides_the_cuts_and_keeps_its_state(toys, tmp_path):
+    cfg = _tiny(tmp_path, ["strategy=freezing", "strategy.policy=toy_policy"], {"epochs": 3})
+    t = Trainer(cfg, tmp_path / "run")
+    row = t.fit()
+    assert row["status"] == "completed" and row["policy"] == "toy_policy"
+    # two conv units: the first epoch cuts one, then only the last conv unit is left
+    assert [len(h["dropped_units"]) for h in row["history"]] == [1, 1, 1]
+    assert t.strategy.policy.decisions == 3 and t.strategy.policy.state_dict() == {"decisions": 3}
 
 
 def test_registry_refuses_a_second_entry_of_one_name_and_lists_choices():

@@ -134,11 +134,30 @@ def test_disk_cache_is_removed_at_the_end_of_the_run(tmp_path):
     assert not (t.run_dir / "feature_cache").exists() or not any((t.run_dir / "feature_cache").rglob("*.bin"))
 
 
-def test_cache_views_keep_augmentation(tmp_path):
+def test_cache_views_keep_augmentation(tmp_path, monkeypatch):
+    seen = []  # (rows, gathered states) of every batch the head trained on from the cache
+    real = FeatureCache.gather
+
+    def gather(self, rows, dtype):
+        out = real(self, rows, dtype)
+        seen.append((rows.cpu(), out[0].detach().cpu()))
+        return out
+
+    monkeypatch.setattr(FeatureCache, "gather", gather)
     row, t = fit(tmp_path, "strategy=dropping", "epochs=3", "strategy.policy=schedule", "strategy.schedule={1:2}",
                  "strategy.cache.views=3", "data.augment=true")
     h = row["history"][-1]
     assert h["cache_bytes"] > 0 and "3 cached views" in row["cache_note"]
+    # The head really sees the three views: rows from every view, and one image's views are different inputs.
+    n = len(t.data.train)
+    rows = torch.cat([r for r, _ in seen])
+    states = torch.cat([s for _, s in seen])
+    assert set((rows // n).tolist()) == {0, 1, 2}
+    by_sample = {}
+    for r, s in zip(rows.tolist(), states):
+        by_sample.setdefault(r % n, {})[r // n] = s
+    pairs = [v for v in by_sample.values() if len(v) > 1]
+    assert pairs and all(not torch.equal(*list(v.values())[:2]) for v in pairs)
 
 
 def test_dropping_on_a_users_sequential(tmp_path):
@@ -172,7 +191,7 @@ def test_grow_batch_option_keeps_freezing_equal_to_dropping(tmp_path):
 def test_warmup_ends_when_scores_settle(tmp_path):
     # A huge tolerance: the scores "settle" at epoch 2, long before the fixed warm-up of 4 would end.
     row, t = fit(tmp_path, "strategy=freezing", "epochs=5", "strategy.warmup=4", "strategy.warmup_settle=1.0")
-    assert t.strategy.warm_since == 2
+    assert t.strategy.policy.warm_since == 2
 
 
 @pytest.mark.parametrize("pays", [[False, False, True], [True]])

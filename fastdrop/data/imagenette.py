@@ -10,8 +10,9 @@ from .decode_cache import _decode_once
 IMAGENETTE_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # ImageNet's
 
 
+
 @DATASETS.register("imagenette", stats=IMAGENETTE_STATS, paper="imagenette")
-def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Split:
+def _imagenette(root: Path, download: bool, train: bool, size: int = 160, stream=None) -> Split:
     """Imagenette through torchvision; JPEGs are decoded once (shorter side resized to `size`, centre
     crop) and the uint8 tensor is kept next to the images so later runs start at once."""
     from torchvision.datasets import Imagenette
@@ -30,4 +31,5 @@ def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Spl
     # the ten wnids instead, so a split missing a class cannot shift the labels.
     wnid_to_idx = {w: i for i, w in enumerate(sorted(Imagenette._WNID_TO_CLASS))}
     ds._samples = [(p, wnid_to_idx[Path(p).parent.name]) for p, _ in ds._samples]
-    return _decode_once(ds, Path(ds._size_root) / f".fastdrop-{split}-{size}.pt", size, f"imagenette {split}")
+    return _decode_once(ds, Path(ds._size_root) / f".fastdrop-{split}-{size}.pt", size, f"imagenette {split}",
+                        stream)
