@@ -31,6 +31,7 @@ from .flops import unit_macs
 from .models import Chain, build_model
 from .results import atomic_torch_save, git_commit, write_row
 from .schedule import get_lr
+from .signals import raise_on_sigterm
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
 from .strategies.cache import CacheError
@@ -107,7 +108,7 @@ def resolve_device(name: str) -> torch.device:
 def config_fingerprint(cfg: DictConfig) -> str:
     """What must match for a checkpoint to be resumed: everything but the run-control keys."""
     d = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("resume", "progress", "results_dir", "device"):
+    for k in ("resume", "progress", "results_dir", "device", "checkpoint"):
         d.pop(k, None)
     d["data"].pop("root", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -266,7 +267,7 @@ class Trainer:
         if self.cfg.resume:
             self.load_checkpoint()
         status, reason = "completed", ""
-        _terminate_as_exit()
+        raise_on_sigterm()
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
                 rec = self.train_epoch(epoch)
@@ -324,18 +325,6 @@ class Trainer:
             "config": OmegaConf.to_container(cfg, resolve=True),
             "history": h,
         }
-
-
-def _terminate_as_exit() -> None:
-    """Let SIGTERM (a cluster's time limit, `kill`) unwind like an exception, so the row is still written
-    with status failed; the last checkpoint is already on disk."""
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _cache_note(cfg) -> str:
