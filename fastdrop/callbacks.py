@@ -106,7 +106,7 @@ def _record(job_return, cfg: DictConfig) -> dict:
 
 class FastdropCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .trainer import USER_ERRORS, validate
+        from .validate import USER_ERRORS, validate
 
         cfg = task_config(config)
         bad = unknown_keys(cfg)

@@ -39,9 +39,11 @@ def run_task(cfg, run_dir, experiment, multirun):
     """Train one run. Bad input: one `fastdrop: error:` line, exit 2 (a run rejected before training
     leaves no directory behind). Divergence: exit 3. Ctrl-C / SIGTERM: one line with the row and the
     resume command, exit 130 / 143. In a sweep nothing exits: the outcome goes to the sweep summary."""
+    from . import distributed
     from .callbacks import remove_created
     from .signals import raise_on_sigterm
-    from .trainer import USER_ERRORS, Trainer
+    from .trainer import Trainer
+    from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
     raise_on_sigterm()
@@ -63,6 +65,10 @@ def run_task(cfg, run_dir, experiment, multirun):
             raise
         log.exception("job failed")  # the sweep goes on; its summary names this job
         return _outcome(trainer, "failed", f"{type(e).__name__}: {e}", multirun, 1)
+    finally:
+        distributed.shutdown()
+    if trainer.row_path is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return row
     a = f"{row['A']:.2f}%" if row["A"] is not None else "n/a"
     msg = (f"fastdrop: {row['status']}: {row['model']} {row['data']} {row['strategy']} seed {row['seed']}: "
            f"A={a} T={row['T_min']:.2f} min -> {trainer.row_path}")
@@ -92,6 +98,8 @@ def _stopped(e: KeyboardInterrupt, trainer, run_dir) -> None:
     signum = getattr(e, "signum", signal.SIGINT)
     what = f"fastdrop: stopped by {signal.Signals(signum).name}"
     row_path = getattr(trainer, "row_path", None)
+    if trainer is not None and not trainer.world.is_main:
+        sys.exit(128 + signum)  # rank 0 says it
     if trainer is None or row_path is None:
         remove_created()
         print(f"{what} before training started; nothing was written", file=sys.stderr, flush=True)
@@ -189,6 +197,36 @@ def _hydra_main(task, name: str, rest: list[str]) -> int:
     return STATE.sweep_exit
 
 
+def _torchrun_overrides(args: list[str]) -> list[str]:
+    """Under torchrun every rank runs this CLI. Give all ranks rank 0's run directory (Hydra's default
+    name holds a timestamp that may differ between ranks), and let only rank 0 write .hydra/ and the
+    main log (rank r logs to <job>.rank<r>.log)."""
+    from . import distributed
+
+    if distributed.env_world_size() <= 1:
+        return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise ValueError("a sweep (-m) under torchrun is not supported: launch one torchrun per run "
+                         "(see README, Scaling out)")
+    last = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+    world = distributed.init(last.get("device", "auto"), last.get("dist.backend", "auto"),
+                             float(last.get("dist.timeout_min", 30.0)))
+    out = list(args)
+    if "hydra.run.dir" not in last:
+        import re
+        from datetime import datetime
+
+        from omegaconf import OmegaConf
+
+        pattern = str(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "config.yaml"))["hydra"]["run"]["dir"])
+        now = distributed.gather(world, datetime.now())[0]
+        out.append("hydra.run.dir=" + re.sub(r"\$\{now:([^}]*)\}", lambda m: now.strftime(m.group(1)), pattern))
+    if not world.is_main:
+        out += ["hydra.output_subdir=null",
+                f"hydra.job_logging.handlers.file.filename=${{hydra.runtime.output_dir}}/${{hydra.job.name}}.rank{world.rank}.log"]
+    return out
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -196,6 +234,11 @@ def main(argv=None):
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "run":
+        try:
+            rest = _torchrun_overrides(rest)
+        except ValueError as e:
+            print(f"fastdrop: error: {e}", file=sys.stderr)
+            return 2
         return _hydra_main(run_task, "run", rest)
     if cmd == "bench":
         from .bench import bench_task

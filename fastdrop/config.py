@@ -28,6 +28,7 @@ class DataConfig:
     download: bool = False
     train_subset: Optional[int] = None
     test_subset: Optional[int] = None
+    subset_seed: int = 0  # which class-balanced rows a subset draws (independent of the training seed)
     augment: bool = False
     image_size: Optional[int] = None  # imagenette only: 160 (the 160 px release) or 320
     eval_batch_size: int = 1024
@@ -69,11 +70,20 @@ class OptimConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel runs under torchrun (fastdrop.distributed); ignored by a single process."""
+    backend: str = "auto"     # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
+    sync_bn: bool = False     # SyncBatchNorm: BN statistics over the global batch (GPU only)
+    timeout_min: float = 30.0  # how long a collective waits for a slow or dead rank
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     epochs: int = 10
     batch_size: int = 256

@@ -15,26 +15,26 @@ import logging
 import math
 import os
 import signal
-import socket
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torchvision
 from omegaconf import DictConfig, OmegaConf
 
-from .config import PRECISIONS
-from .data import DataError, ImageData, load_data
+from . import distributed
+from .data import ImageData, Split, load_data
+from .data.subset import class_counts
 from .flops import unit_macs
 from .models import Chain, build_model
-from .results import atomic_torch_save, git_commit, write_row
+from .results import atomic_torch_save, write_row
+from .row import build_row
 from .schedule import get_lr
 from .signals import raise_on_sigterm
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
-from .strategies.cache import CacheError
+from .validate import USER_ERRORS, ConfigError, validate
 
 log = logging.getLogger("fastdrop")
 
@@ -42,58 +42,8 @@ CKPT = "checkpoint.pt"
 KILL_ENV = "FASTDROP_TEST_KILL_AFTER_EPOCH"  # fault injection for the resume tests: SIGKILL after this epoch
 
 
-class ConfigError(ValueError):
-    pass
-
-
 class Diverged(RuntimeError):
     pass
-
-
-USER_ERRORS = (ConfigError, DataError, CacheError)
-
-
-def validate(cfg: DictConfig) -> None:
-    problems = []
-    if cfg.epochs <= 0:
-        problems.append(f"epochs must be > 0 (got {cfg.epochs})")
-    if cfg.batch_size <= 0:
-        problems.append(f"batch_size must be > 0 (got {cfg.batch_size})")
-    if cfg.optim.lr <= 0:
-        problems.append(f"optim.lr must be > 0 (got {cfg.optim.lr})")
-    if cfg.precision not in PRECISIONS:
-        problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {cfg.precision!r})")
-    if cfg.model.width <= 0:
-        problems.append(f"model.width must be > 0 (got {cfg.model.width})")
-    s = cfg.strategy
-    if s.name not in STRATEGIES:
-        problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
-    if s.policy not in ("learn_and_drop", "schedule", "none"):
-        problems.append(f"strategy.policy must be learn_and_drop, schedule or none (got {s.policy!r})")
-    if s.candidates not in ("eq4", "max_prefix_sum"):
-        problems.append(f"strategy.candidates must be eq4 or max_prefix_sum (got {s.candidates!r})")
-    if s.warmup < 0 or (s.policy == "learn_and_drop" and s.name != "sgd" and s.warmup >= cfg.epochs):
-        problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
-    if s.cache.backend not in ("auto", "device", "host", "disk"):
-        problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
-    if s.cache.dtype not in ("auto", "fp32", "fp16", "bf16", "fp64"):
-        problems.append(f"strategy.cache.dtype must be auto, fp32, fp16, bf16 or fp64 (got {s.cache.dtype!r})")
-    if s.schedule is not None:
-        try:
-            bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
-            problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
-                            f"(got {s.schedule})")
-    if s.cache.views < 1:
-        problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
-    for sub in ("train_subset", "test_subset"):
-        v = cfg.data[sub]
-        if v is not None and v <= 0:
-            problems.append(f"data.{sub} must be > 0 (got {v})")
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,8 +64,10 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def evaluate(chain: Chain, data: ImageData, ctx: RunContext) -> float:
-    """Test accuracy (%) of the full chain (tail + head), eval mode."""
+def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
+             world: distributed.World = distributed.World()) -> float:
+    """Test accuracy (%) of the full chain (tail + head), eval mode; under DDP each rank scores its
+    share of the test split and the counts are summed."""
     chain.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.test.y.device)
     with torch.no_grad(), ctx.autocast_ctx():
@@ -125,7 +77,8 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext) -> float:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = chain(x)
             correct += (logits.argmax(1) == data.test.y[s: s + ctx.eval_batch_size]).sum()
-    return 100.0 * correct.item() / len(data.test)
+    counts = distributed.all_sum(world, torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
+    return 100.0 * counts[0].item() / max(int(counts[1].item()), 1)
 
 
 class Trainer:
@@ -137,7 +90,8 @@ class Trainer:
         self.cfg, self.run_dir, self.experiment = cfg, Path(run_dir), experiment
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_results_dir()
-        self.device = resolve_device(cfg.device)
+        self.world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
+        self.device = distributed.device_for(self.world, resolve_device(cfg.device))
         self.dtype = torch.float64 if cfg.precision == "64-true" else torch.float32
         torch.manual_seed(cfg.seed)
         if self.device.type == "cuda":
@@ -146,21 +100,33 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         d = cfg.data
         self.data = data if data is not None else load_data(
-            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size)
+            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed)
         if data is not None:
-            self.data.train, self.data.test = self.data.train.head(d.train_subset), self.data.test.head(d.test_subset)
+            self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
+            self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
+        self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
+        self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        for k, counts in self.class_counts.items():
+            if sum(c > 0 for c in counts) < 2:
+                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
+        self.n_test = len(self.data.test)
+        self._shard()
         self.data.to(self.device)
         self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
         self.chain = chain if chain is not None else build_model(
             cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
+        if cfg.dist.sync_bn and self.world.enabled:
+            self.chain = distributed.convert_sync_bn(self.chain)
+        torch.manual_seed(cfg.seed + self.world.rank)  # dropout masks per rank (the weights are rank 0's)
         channels_last = self.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
         self.chain.to(device=self.device, dtype=self.dtype)
         if channels_last:
             self.chain.to(memory_format=torch.channels_last)
         self.ctx = RunContext(device=self.device, dtype=self.dtype,
                               autocast="bf16" if cfg.precision == "bf16-mixed" else None, seed=cfg.seed,
-                              batch_size=cfg.batch_size, eval_batch_size=d.eval_batch_size, run_dir=self.run_dir,
-                              channels_last=channels_last)
+                              batch_size=cfg.batch_size // self.world.size, eval_batch_size=d.eval_batch_size,
+                              run_dir=self.run_dir, channels_last=channels_last, rank=self.world.rank,
+                              world_size=self.world.size)
         sample = self.data.normalize(self.data.train.x[:1], self.dtype)
         self.ctx.unit_macs = unit_macs(self.chain, sample)
         self.strategy = STRATEGIES[cfg.strategy.name](cfg.strategy, self.chain, self.data, self.ctx)
@@ -168,12 +134,18 @@ class Trainer:
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.history: list[dict] = []
+        self._wrapped_at: int | None = None  # n_cut the DDP wrapper was built for
         self.start_epoch = 1
         self.T_s = 0.0
         self.run_id = self._make_run_id()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            log.warning(msg)
+
     def _check_results_dir(self) -> None:
         runs = Path(self.cfg.results_dir) / "runs"
         try:
@@ -187,19 +159,47 @@ class Trainer:
     def _make_run_id(self) -> str:
         c = self.cfg
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return f"{self.model_name}-{self.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
+        run_id = f"{self.model_name}-{self.data.name}-{c.strategy.name}-s{c.seed}-{stamp}-{uuid.uuid4().hex[:6]}"
+        return distributed.gather(self.world, run_id)[0]  # rank 0's
+
+    def _shard(self) -> None:
+        """Under DDP: this rank's fixed shard of the training split, its share of the test split."""
+        w, cfg = self.world, self.cfg
+        if not w.enabled:
+            return
+        if cfg.batch_size % w.size:
+            raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the "
+                              f"{w.size} processes (per-rank batch = batch_size / world size)")
+        if cfg.dist.sync_bn and self.device.type != "cuda":
+            raise ConfigError("dist.sync_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel)")
+        tr, te = self.data.train, self.data.test
+        if len(tr) < w.size:
+            raise ConfigError(f"{len(tr)} training images cannot be shared by {w.size} processes")
+        idx = distributed.shard(len(tr), w, cfg.seed)
+        self.data.train = Split(tr.x[idx], tr.y[idx])
+        self.data.test = Split(te.x[w.rank::w.size], te.y[w.rank::w.size])
+        if len(tr) % w.size and w.is_main:
+            log.warning("%d training images left out so that the %d ranks hold equal shards", len(tr) % w.size,
+                        w.size)
 
     # -- checkpoint -------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
+        """Rank 0 writes it (the ranks hold the same model); every rank's RNG state goes in."""
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
+        rng_ranks = distributed.gather(self.world, rng)
+        if not self.world.is_main:
+            distributed.barrier(self.world)
+            return
         state = {
             "fingerprint": config_fingerprint(self.cfg), "epoch": epoch, "run_id": self.run_id,
-            "started_at": self.started_at, "T_s": self.T_s, "history": self.history,
+            "started_at": self.started_at, "T_s": self.T_s, "history": self.history, "warnings": self.warnings,
             "model": self.chain.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "strategy": self.strategy.state_dict(),
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
+            "strategy": self.strategy.state_dict(), "world_size": self.world.size, "rng": rng_ranks[0],
+            "rng_ranks": rng_ranks,
         }
         atomic_torch_save(state, self.run_dir / CKPT)
+        distributed.barrier(self.world)  # no rank goes on (or is killed) before the checkpoint is whole
 
     def load_checkpoint(self) -> None:
         path = self.run_dir / CKPT
@@ -212,14 +212,20 @@ class Trainer:
         if state["fingerprint"] != config_fingerprint(self.cfg):
             raise ConfigError(f"checkpoint {path} was written with different overrides; resume with the same "
                               "overrides as the original run (see its .hydra/overrides.yaml)")
+        if state.get("world_size", 1) != self.world.size:
+            raise ConfigError(f"checkpoint {path} was written by {state.get('world_size', 1)} process(es), this run "
+                              f"has {self.world.size}: resume with the same number (the training rows are sharded "
+                              "per rank, so a different number is not supported)")
         self.chain.load_state_dict(state["model"])
         self.strategy.load_state_dict(state["strategy"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if state["rng"]["cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        rng = state.get("rng_ranks", [state["rng"]])[self.world.rank]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.history, self.T_s, self.run_id = state["history"], state["T_s"], state["run_id"]
         self.started_at = state["started_at"]
+        self.warnings = list(dict.fromkeys(state.get("warnings", []) + self.warnings))
         self.start_epoch = state["epoch"] + 1
         log.info("resumed %s after epoch %d (T so far %.1f s)", self.run_id, state["epoch"], self.T_s)
 
@@ -229,12 +235,13 @@ class Trainer:
         lr = get_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma) * strat.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+        self._wrap_for_ddp()
         synchronize(dev)
         t0 = time.perf_counter()
         cache_s = strat.begin_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         seen = 0
-        bar = _progress(cfg, epoch, len(self.data.train))
+        bar = _progress(cfg, epoch, len(self.data.train)) if self.world.is_main else None
         for state, y in strat.batches(epoch):
             with self.ctx.autocast_ctx():
                 loss = self.loss_fn(strat.forward(state), y)
@@ -246,22 +253,34 @@ class Trainer:
             seen += len(y)
             if bar is not None:
                 bar.update(len(y))
+        distributed.broadcast_buffers(self.world, self.chain)
         stats = strat.epoch_stats()  # what ran this epoch, before end_epoch may cut further
         scores = strat.end_epoch(epoch)
+        distributed.agree(self.world, strat.n_cut, f"the cut after epoch {epoch}")
         synchronize(dev)
-        train_s = time.perf_counter() - t0
-        train_loss = loss_sum.item() / max(seen, 1)
+        train_s = distributed.all_max(self.world, time.perf_counter() - t0)  # T: the slowest rank's
+        cache_s = distributed.all_max(self.world, cache_s)
+        totals = distributed.all_sum(self.world, torch.stack([loss_sum, torch.tensor(float(seen), device=dev,
+                                                                                       dtype=torch.float64)]))
+        train_loss = totals[0].item() / max(totals[1].item(), 1)
         if bar is not None:
             bar.close()
         self.T_s += train_s
         t1 = time.perf_counter()
-        acc = evaluate(self.chain, self.data, self.ctx)
+        acc = evaluate(self.chain, self.data, self.ctx, self.world)
         synchronize(dev)
-        eval_s = time.perf_counter() - t1
+        eval_s = distributed.all_max(self.world, time.perf_counter() - t1)
         stats["dropped_units"] = self.chain.names[: strat.n_cut]
         rec = {"epoch": epoch, "lr": lr, "train_time_s": train_s, "cache_time_s": cache_s, "eval_time_s": eval_s,
                "train_loss": train_loss, "test_acc": acc, **stats, **scores}
         return rec
+
+    def _wrap_for_ddp(self) -> None:
+        """Under torchrun: a DDP wrapper over the units that train now (rebuilt after a cut)."""
+        if self.world.enabled and self._wrapped_at != self.strategy.n_cut:
+            self.strategy.train_runner = self.chain.run  # drop the old wrapper (and its hooks) first
+            self.strategy.train_runner = distributed.wrap(self.world, self.chain, self.device)
+            self._wrapped_at = self.strategy.n_cut
 
     def fit(self) -> dict:
         if self.cfg.resume:
@@ -290,50 +309,15 @@ class Trainer:
             raise
         finally:
             self.row = self._row(status, reason)
-            self.row_path = write_row(self.cfg.results_dir, self.row)
+            self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
             self.strategy.close()
         return self.row
 
     # -- the result row ---------------------------------------------------------------------------
     def _row(self, status: str, reason: str) -> dict:
-        cfg, h = self.cfg, self.history
-        dev = self.device
-        return {
-            "run_id": self.run_id, "status": status, "status_reason": reason,
-            "model": self.model_name, "width": cfg.model.width if self.model_name == cfg.model.name else None, "data": self.data.name, "strategy": cfg.strategy.name,
-            "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
-            "experiment": self.experiment, "tag": cfg.tag,
-            "seed": cfg.seed, "epochs": cfg.epochs, "epochs_done": len(h), "batch_size": cfg.batch_size,
-            "precision": cfg.precision, "warmup": cfg.strategy.warmup,
-            "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
-            f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)",
-            "host": socket.gethostname(), "torch_version": torch.__version__,
-            "torchvision_version": torchvision.__version__, "git_commit": git_commit(),
-            "T_min": self.T_s / 60.0, "train_time_s": self.T_s,
-            "cache_time_s": sum(r["cache_time_s"] for r in h),
-            "eval_time_s": sum(r["eval_time_s"] for r in h),
-            "A": h[-1]["test_acc"] if h else None,
-            "train_images": len(self.data.train), "test_images": len(self.data.test),
-            "augment": cfg.data.augment,
-            "cache_note": _cache_note(cfg),
-            "unit_names": self.chain.names, "unit_macs_per_sample": self.ctx.unit_macs,
-            "fwd_macs_full_per_sample": int(sum(self.ctx.unit_macs)),
-            "params_total": sum(p.numel() for p in self.chain.parameters()),
-            "started_at": self.started_at,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_dir": str(self.run_dir),
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "history": h,
-        }
+        return build_row(self, status, reason)
 
 
-def _cache_note(cfg) -> str:
-    if cfg.strategy.name != "dropping" or not cfg.data.augment:
-        return ""
-    k = cfg.strategy.cache.views
-    if k == 1:
-        return "head trained on cached un-augmented tail outputs (augmentation stops at the first drop)"
-    return f"head trained on {k} cached views per image (plain, flip, {k - 2} random crops)"
 
 
 def _progress(cfg, epoch: int, total: int):

@@ -22,7 +22,7 @@ from fastdrop.config import PRECISIONS
 from fastdrop.data import LOADERS
 from fastdrop.models import NAMES
 from fastdrop.strategies import STRATEGIES
-from fastdrop.trainer import ConfigError, validate
+from fastdrop.validate import ConfigError, validate
 
 MODELS = ["vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet101", "resnet152"]
 DATA = ["mnist_mini", "mnist", "cifar10", "cifar10_jpeg", "imagenette"]

@@ -71,16 +71,35 @@ def test_mnist_from_official_gz_files(tmp_path):
     assert torch.equal(again.train.x, data.train.x)
 
 
+def _is_ordered_subsequence(sub: torch.Tensor, full: torch.Tensor) -> bool:
+    """Every row of `sub` occurs in `full`, in the same order (rows compared whole)."""
+    j = 0
+    for row in sub:
+        while j < len(full) and not torch.equal(full[j], row):
+            j += 1
+        if j == len(full):
+            return False
+        j += 1
+    return True
+
+
 @pytest.mark.parametrize("train_subset, test_subset, n_train, n_test", [
     (5, 3, 5, 3), (None, 2, 12, 2), (100, None, 12, 5),  # a subset above the split's size keeps it whole
 ])
-def test_mnist_subsets_take_the_first_images(tmp_path, train_subset, test_subset, n_train, n_test):
+def test_mnist_subsets_are_class_balanced_rows_in_file_order(tmp_path, train_subset, test_subset, n_train, n_test):
     arrays = write_mnist(tmp_path)
     data = load_data("mnist", str(tmp_path), train_subset=train_subset, test_subset=test_subset)
     assert (len(data.train), len(data.test)) == (n_train, n_test)
     assert data.train.x.shape[0] == n_train and data.test.x.shape[0] == n_test
-    assert torch.equal(data.train.y, torch.from_numpy(arrays[(True, "y")][:n_train]).long())
-    assert torch.equal(data.test.x[:, 0], torch.from_numpy(arrays[(False, "x")][:n_test]))
+    full_x = torch.from_numpy(arrays[(True, "x")])
+    assert _is_ordered_subsequence(data.train.x[:, 0], full_x)
+    for split, key in ((data.train, True), (data.test, False)):
+        y_all = torch.from_numpy(arrays[(key, "y")]).long()
+        picked = torch.bincount(split.y, minlength=10)
+        avail = torch.bincount(y_all, minlength=10)
+        # balanced: no class that still had rows left got 2+ fewer rows than another class
+        short = [c for c in range(10) if picked[c] < avail[c]]
+        assert all(picked[c] >= picked.max() - 1 for c in short)
 
 
 def test_mnist_missing_names_the_folder(tmp_path):
@@ -141,9 +160,14 @@ def test_bundled_mnist_mini():
     assert set(data.train.y.unique().tolist()) == set(range(10)) == set(data.test.y.unique().tolist())
     assert data.train.x.float().mean().item() == pytest.approx(0.1307 * 255, rel=0.05)  # real MNIST ink
     assert (data.mean, data.std) == STATS["mnist"]
-    small = load_data("mnist_mini", train_subset=256, test_subset=64)
-    assert (len(small.train), len(small.test)) == (256, 64)
-    assert torch.equal(small.train.x, data.train.x[:256])
+    small = load_data("mnist_mini", train_subset=250, test_subset=60)
+    assert (len(small.train), len(small.test)) == (250, 60)
+    assert torch.bincount(small.train.y).tolist() == [25] * 10 and torch.bincount(small.test.y).tolist() == [6] * 10
+    assert _is_ordered_subsequence(small.train.x[:40], data.train.x[:2000])  # the mixed order is kept
+    again = load_data("mnist_mini", train_subset=250, test_subset=60)
+    assert torch.equal(again.train.x, small.train.x)  # the same rows every time (data.subset_seed)
+    other = load_data("mnist_mini", train_subset=250, test_subset=60, subset_seed=1)
+    assert not torch.equal(other.train.x, small.train.x)
 
 
 # ------------------------------------------------------------------------------------------- CIFAR-10
@@ -238,7 +262,9 @@ def test_cifar10_subsets(cifar_root):
     root, arrays = cifar_root
     data = load_data("cifar10", str(root), train_subset=7, test_subset=2)
     assert (len(data.train), len(data.test)) == (7, 2)
-    assert torch.equal(data.train.x, torch.from_numpy(arrays["train"][0][:7].reshape(-1, 3, 32, 32)))
+    full = torch.from_numpy(arrays["train"][0].reshape(-1, 3, 32, 32))
+    assert _is_ordered_subsequence(data.train.x, full)
+    assert len(data.train.y.unique()) == min(7, len(np.unique(arrays["train"][1])))  # one row per class first
 
 
 def test_cifar10_missing_names_the_folder(tmp_path):
@@ -428,6 +454,20 @@ def test_cifar10_jpeg_copy_labels_follow_cifar_order(tmp_path):
     assert data.train.x.shape == (3, 3, 32, 32) and data.train.y.tolist() == [0, 1, 2]
     assert torch.equal(_class_from_colour(data.test.x), data.test.y)
     assert (data.mean, data.std) == STATS["cifar10"]
+
+
+def test_subset_of_class_sorted_folders_holds_every_class(tmp_path):
+    # Folder datasets are sorted by class: the first N rows would all be class 0.
+    for split in ("train", "test"):
+        for c, name in enumerate(CIFAR_CLASSES[:3]):
+            d = tmp_path / "cifar10-jpeg" / split / name
+            d.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (32, 32), COLOURS[c]).save(d / f"{i:04d}.jpg", quality=95)
+    data = load_data("cifar10_jpeg", str(tmp_path), train_subset=6, test_subset=4)
+    assert torch.bincount(data.train.y).tolist() == [2, 2, 2]
+    assert sorted(torch.bincount(data.test.y).tolist()) == [1, 1, 2]
+    assert torch.equal(_class_from_colour(data.train.x), data.train.y)
 
 
 def test_cifar10_jpeg_missing_is_one_line(tmp_path):

@@ -43,6 +43,14 @@ class RunContext:
     run_dir: Path = Path(".")
     channels_last: bool = False
     unit_macs: list = field(default_factory=list)  # forward MACs per sample, per unit
+    rank: int = 0                               # data-parallel rank and world size (fastdrop.distributed)
+    world_size: int = 1
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where disk feature caches go: one folder per rank, each holding only that rank's rows."""
+        d = self.run_dir / "feature_cache"
+        return d / f"rank{self.rank}" if self.world_size > 1 else d
 
     def autocast_ctx(self):
         if self.autocast == "bf16":
@@ -52,7 +60,9 @@ class RunContext:
     def generator(self, epoch: int, stream: int, device=None) -> torch.Generator:
         # One independent, reproducible stream per (seed, epoch, purpose): resumed runs see the same batches.
         g = torch.Generator(device=device or "cpu")
-        g.manual_seed((self.seed * 1_000_003 + epoch * 101 + stream) % (2 ** 63))
+        # Stream 0 (the epoch permutation) is the same on every rank, the others (augmentation) per rank.
+        rank = self.rank * 1_000_000_007 if stream else 0
+        g.manual_seed((self.seed * 1_000_003 + epoch * 101 + stream + rank) % (2 ** 63))
         return g
 
 
@@ -68,6 +78,8 @@ class Strategy:
         self.prev_p: list[float] | None = None
         self.warm_since: int | None = None  # epoch after which decisions are taken
         self.scorer = self._make_scorer() if cfg.scores else None
+        # (state, start) -> state over the trained units; the trainer puts a DDP wrapper here under torchrun
+        self.train_runner = self.chain.run
 
     # -- scoring ----------------------------------------------------------------------------------
     def _make_scorer(self):
@@ -96,7 +108,8 @@ class Strategy:
             return 1
         macs = self.ctx.unit_macs
         work = lambda k: sum(macs[k:]) + policy.backward_work(macs, k)  # noqa: E731  (a head from unit k)
-        return policy.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size, self.cfg.max_batch_size)
+        return policy.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size,
+                                   self.cfg.max_batch_size // self.ctx.world_size)  # a cap on the global batch
 
     @property
     def lr_scale(self) -> float:
@@ -134,7 +147,7 @@ class Strategy:
         if self.first_run_unit < self.n_cut:  # cut units still in the forward pass: no graph, no backward
             with torch.no_grad():
                 state = self.chain.run(state, self.first_run_unit, self.n_cut)
-        return self.chain.run(state, self.n_cut)[0]
+        return self.train_runner(state, self.n_cut)[0]
 
     def end_epoch(self, epoch: int) -> dict:
         """Scores of the epoch (Eqs. 1-3) and, after warm-up, the cut decision (Eq. 4, median rule)."""

@@ -91,7 +91,7 @@ class Dropping(Strategy):
                  len(new.shapes), rows_total, human_bytes(new.nbytes), new.backend)
 
     def _disk_dir(self, upto: int):
-        return self.ctx.run_dir / "feature_cache" / f"cut{upto}"
+        return self.ctx.cache_dir / f"cut{upto}"
 
     def _reopen(self) -> None:
         """After a resume: reuse the disk cache the killed run left, if it checks out."""
@@ -186,7 +186,8 @@ class Dropping(Strategy):
         out = super().epoch_stats()
         if self.cache is not None:
             out["cache_backend"] = self.cache.backend
-            out["cache_bytes"] = self.cache.nbytes
+            out["cache_bytes"] = self.cache.nbytes  # this rank's: each rank caches only its own rows
+            out["cache_rows"] = self.cache.rows
         return out
 
     def close(self) -> None:
