@@ -74,19 +74,17 @@ def remove_created() -> None:
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse `resume=true` before anything in `run_dir` is touched."""
-    from .trainer import CKPT, config_fingerprint
+    from .checkpoint import CKPT, config_fingerprint, read_fingerprint
 
     path = run_dir / CKPT
     if not path.exists():
         reject(f"resume=true but {path} does not exist (a completed run keeps no checkpoint unless "
                "checkpoint=keep); pass hydra.run.dir=<the directory of the interrupted run>")
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        fingerprint = read_fingerprint(path)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
         reject(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again")
-    if state["fingerprint"] != config_fingerprint(cfg):
+    if fingerprint != config_fingerprint(cfg):
         try:
             original = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
             hint = f"resume with the original overrides: {resume_command(list(original), run_dir)}"
@@ -109,11 +107,8 @@ class FastdropCallback(Callback):
         from .validate import USER_ERRORS, validate
 
         cfg = task_config(config)
-        bad = unknown_keys(cfg)
-        if bad:
-            reject(unknown_key_message(bad[0]))
         try:
-            validate(cfg)
+            validate(cfg)  # unknown keys (added with +) included
         except USER_ERRORS as e:
             reject(str(e))
         run_dir = Path(config.hydra.run.dir)
@@ -146,7 +141,7 @@ class FastdropCallback(Callback):
 
 def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:
     """One line `fastdrop: sweep: N jobs: a completed, b failed, c diverged`, then one line per job that
-    did not complete with its overrides; exit code 1 if there is such a job. A job that started (Hydra
+    did not complete with the overrides that set it apart; exit code 1 if there is such a job. A job that started (Hydra
     wrote its .hydra/overrides.yaml) but left no outcome (killed) counts as failed."""
     jobs: dict[Path, dict] = {}
     for f in sweep_dir.rglob(".hydra/overrides.yaml"):
@@ -162,7 +157,10 @@ def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:
     counts = {s: sum(j["status"] == s for j in jobs.values()) for s in ("completed", "failed", "diverged")}
     lines = [f"fastdrop: sweep: {len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
              + f" ({sweep_dir})"]
+    # name each job by what the sweep varied, not by the overrides all its jobs share
+    common = set.intersection(*(set(j["overrides"]) for j in jobs.values())) if len(jobs) > 1 else set()
     for d, j in sorted(jobs.items()):
         if j["status"] != "completed":
-            lines.append(f"fastdrop: {j['status']}: {' '.join(j['overrides'])}: {j.get('reason', '')} ({d})")
+            own = " ".join(o for o in j["overrides"] if o not in common) or "(no overrides)"
+            lines.append(f"fastdrop: {j['status']}: {own}: {j.get('reason', '')} ({d})")
     return lines, int(len(jobs) == 0 or counts["completed"] < len(jobs))

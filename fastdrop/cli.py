@@ -50,7 +50,6 @@ def run_task(cfg, run_dir, experiment, multirun):
     trainer = None
     try:
         trainer = Trainer(cfg, run_dir, experiment=experiment)
-        log.info("run directory: %s", Path(run_dir).resolve())
         row = trainer.fit()
     except USER_ERRORS as e:
         print(f"fastdrop: error: {e}", file=sys.stderr, flush=True)

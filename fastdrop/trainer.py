@@ -9,8 +9,6 @@ continue a killed run exactly; the result row is written at the end, also for di
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -21,9 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from . import distributed
+from . import checkpoint, distributed
+from .checkpoint import CKPT, config_fingerprint  # noqa: F401  (re-exported: tests, callbacks)
 from .data import ImageData, Split, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
@@ -34,11 +33,10 @@ from .schedule import get_lr
 from .signals import raise_on_sigterm
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
-from .validate import USER_ERRORS, ConfigError, validate
+from .validate import USER_ERRORS, ConfigError, schedule_warnings, validate
 
 log = logging.getLogger("fastdrop")
 
-CKPT = "checkpoint.pt"
 KILL_ENV = "FASTDROP_TEST_KILL_AFTER_EPOCH"  # fault injection for the resume tests: SIGKILL after this epoch
 
 
@@ -53,15 +51,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name} asked for, but no CUDA device is available")
     return dev
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    """What must match for a checkpoint to be resumed: everything but the run-control keys."""
-    d = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("resume", "progress", "results_dir", "device", "checkpoint"):
-        d.pop(k, None)
-    d["data"].pop("root", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
@@ -115,6 +104,8 @@ class Trainer:
         self.model_name = cfg.model.name if chain is None else type(chain).__name__.lower() + "-custom"
         self.chain = chain if chain is not None else build_model(
             cfg.model.name, self.data.num_classes, self.data.in_channels, self.data.image_size, cfg.model.width)
+        for msg in schedule_warnings(cfg, self.chain.n_conv):
+            self.warn(msg)
         if cfg.dist.sync_bn and self.world.enabled:
             self.chain = distributed.convert_sync_bn(self.chain)
         torch.manual_seed(cfg.seed + self.world.rank)  # dropout masks per rank (the weights are rank 0's)
@@ -185,6 +176,8 @@ class Trainer:
     # -- checkpoint -------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
         """Rank 0 writes it (the ranks hold the same model); every rank's RNG state goes in."""
+        if self.cfg.checkpoint == "none":
+            return
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
         rng_ranks = distributed.gather(self.world, rng)
@@ -199,6 +192,7 @@ class Trainer:
             "rng_ranks": rng_ranks,
         }
         atomic_torch_save(state, self.run_dir / CKPT)
+        checkpoint.after_save(self.run_dir, self.cfg.checkpoint, epoch)
         distributed.barrier(self.world)  # no rank goes on (or is killed) before the checkpoint is whole
 
     def load_checkpoint(self) -> None:
@@ -211,7 +205,7 @@ class Trainer:
             raise ConfigError(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again") from None
         if state["fingerprint"] != config_fingerprint(self.cfg):
             raise ConfigError(f"checkpoint {path} was written with different overrides; resume with the same "
-                              "overrides as the original run (see its .hydra/overrides.yaml)")
+                              "overrides as the original run (the CLI keeps them in its .hydra/overrides.yaml)")
         if state.get("world_size", 1) != self.world.size:
             raise ConfigError(f"checkpoint {path} was written by {state.get('world_size', 1)} process(es), this run "
                               f"has {self.world.size}: resume with the same number (the training rows are sharded "
@@ -286,6 +280,7 @@ class Trainer:
         if self.cfg.resume:
             self.load_checkpoint()
         status, reason = "completed", ""
+        log.info("run directory: %s", self.run_dir.resolve())
         raise_on_sigterm()
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
@@ -304,6 +299,10 @@ class Trainer:
         except USER_ERRORS as e:
             status, reason = "failed", str(e)
             raise
+        except KeyboardInterrupt as e:
+            stop = str(e) or "stopped by SIGINT"  # Ctrl-C; SIGTERM raises signals.Stopped, which says so
+            status, reason = "failed", f"{stop} after epoch {len(self.history)}/{self.cfg.epochs}"
+            raise
         except BaseException as e:
             status, reason = "failed", f"{type(e).__name__}: {e}"
             raise
@@ -311,6 +310,8 @@ class Trainer:
             self.row = self._row(status, reason)
             self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
             self.strategy.close()
+            if self.world.is_main:
+                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status)
         return self.row
 
     # -- the result row ---------------------------------------------------------------------------

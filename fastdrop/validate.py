@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .config import PRECISIONS
+from .config import CHECKPOINTS, PRECISIONS, unknown_key_message, unknown_keys
 from .data import DataError
 from .distributed import RanksDisagree
 from .strategies import STRATEGIES
@@ -20,7 +20,7 @@ USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree)
 
 
 def validate(cfg: DictConfig) -> None:
-    problems = []
+    problems = [unknown_key_message(k) for k in unknown_keys(cfg)]
     if cfg.epochs <= 0:
         problems.append(f"epochs must be > 0 (got {cfg.epochs})")
     if cfg.batch_size <= 0:
@@ -52,6 +52,13 @@ def validate(cfg: DictConfig) -> None:
         if bad:
             problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
                             f"(got {s.schedule})")
+    elif s.policy == "schedule" and s.name != "sgd":
+        problems.append("strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
+                        "(without one nothing is ever cut)")
+    if cfg.checkpoint not in CHECKPOINTS:
+        problems.append(f"checkpoint must be one of {', '.join(CHECKPOINTS)} (got {cfg.checkpoint!r})")
+    elif cfg.resume and cfg.checkpoint == "none":
+        problems.append("resume=true needs a checkpoint: drop checkpoint=none")
     if s.cache.views < 1:
         problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
     for sub in ("train_subset", "test_subset"):
@@ -60,3 +67,27 @@ def validate(cfg: DictConfig) -> None:
             problems.append(f"data.{sub} must be > 0 (got {v})")
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
+    """Legal `strategy.schedule` settings that do not do what they say (a sweep over policies or models
+    may mean them): each becomes a warning in the log and the row. Call after validate()."""
+    s = cfg.strategy
+    if s.schedule is None:
+        return []
+    if s.name == "sgd":
+        return ["strategy.schedule is ignored: strategy=sgd never cuts"]
+    if s.policy != "schedule":
+        return [f"strategy.schedule is ignored: strategy.policy is {s.policy} (add strategy.policy=schedule to use it)"]
+    out, most = [], 0
+    for epoch, n in sorted((int(k), int(v)) for k, v in dict(s.schedule).items()):
+        if epoch >= cfg.epochs:
+            out.append(f"strategy.schedule entry {epoch}:{n} has no effect: a cut from the end of epoch {epoch} "
+                       f"needs a later epoch (epochs={cfg.epochs})")
+        elif n > n_conv - 1:
+            out.append(f"strategy.schedule entry {epoch}:{n} asks for more units than can be cut: the model has "
+                       f"{n_conv} conv units and the last is never cut, so {n_conv - 1} are cut")
+        elif n <= most:
+            out.append(f"strategy.schedule entry {epoch}:{n} has no effect: {most} units are already cut by then")
+        most = max(most, min(n, n_conv - 1))
+    return out
