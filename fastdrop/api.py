@@ -1,7 +1,10 @@
 """Python entry point for a user's own network and data (the fine-tuning use case).
 
-`fit(chain, data, *overrides)` composes the same config as the CLI (so presets and keys behave the same),
-then trains the given chain on the given `ImageData` with the chosen strategy and returns the result row.
+`fit(model, data, *overrides, name=...)` composes the same config as the CLI (so presets and keys behave
+the same), then trains the given network on the given `ImageData` with the chosen strategy and returns
+the result row. `model` is anything `fastdrop.models.chain_of` accepts: a torchvision ResNet or VGG
+instance, a module with a `fastdrop_units()` method, an nn.Sequential of conv blocks, or a Chain. The
+rows are named `name`, else `model.name=` from the overrides, else `<class>-<architecture hash>`.
 """
 from __future__ import annotations
 
@@ -16,14 +19,14 @@ from hydra import compose, initialize_config_dir
 from .cli import CONF_DIR
 from .config import register_configs
 from .data import ImageData
-from .models import Chain, as_chain
+from .models import chain_of
 from .trainer import Trainer
 from .validate import validate
 
 
-def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = None) -> dict:
-    """Train `model` (a Chain, or an nn.Sequential of conv blocks) on `data` with Hydra-style overrides,
-    e.g. fit(seq, data, "strategy=dropping", "epochs=20"), and return the result row.
+def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = None, name: str | None = None) -> dict:
+    """Train `model` on `data` with Hydra-style overrides and return the result row, e.g.
+    fit(torchvision.models.resnet18(num_classes=10), data, "strategy=dropping", "epochs=20", name="my-resnet").
 
     Everything is checked before anything is written: the overrides (as on the command line), the data
     (`ImageData.check`) and that the model takes the images and gives num_classes outputs. The row goes
@@ -36,18 +39,19 @@ def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = No
     if not isinstance(data, ImageData):
         raise TypeError(f"data must be a fastdrop.data.ImageData, not {type(data).__name__}")
     data.check()
-    chain: Chain = as_chain(model)
-    _check_outputs(chain, data)
+    _check_outputs(chain_of(model), data)  # also refuses what cannot be cut
+    if name is None and any(o.startswith("model.name=") for o in overrides):
+        name = cfg.model.name
     temp = run_dir is None
     run_dir = Path(tempfile.mkdtemp(prefix="fastdrop-")) if temp else Path(run_dir)
     try:
-        return Trainer(cfg, run_dir, chain=chain, data=data).fit()
+        return Trainer(cfg, run_dir, chain=model, data=data, name=name).fit()
     finally:
         if temp:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _check_outputs(chain: Chain, data: ImageData) -> None:
+def _check_outputs(chain, data: ImageData) -> None:
     """One test image through the model (eval mode, no grad): it must give [1, num_classes] logits."""
     p = next(chain.parameters(), None)
     x = data.normalize(data.test.x[:1].to(p.device if p is not None else "cpu"),

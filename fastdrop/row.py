@@ -19,7 +19,7 @@ def build_row(t, status: str, reason: str) -> dict:
     dev = t.device
     return {
         "run_id": t.run_id, "status": status, "status_reason": reason,
-        "model": t.model_name, "width": cfg.model.width if t.model_name == cfg.model.name else None,
+        "model": t.model_name, "width": None if t.custom else cfg.model.width, **t.model_info,
         "data": t.data.name, "strategy": cfg.strategy.name,
         "policy": cfg.strategy.policy if cfg.strategy.name != "sgd" else "none",
         "experiment": t.experiment, "tag": cfg.tag,
@@ -35,7 +35,8 @@ def build_row(t, status: str, reason: str) -> dict:
         "eval_time_s": sum(r["eval_time_s"] for r in h),
         "A": h[-1]["test_acc"] if h else None,
         "train_images": len(t.data.train) * t.world.size, "test_images": t.n_test,  # all ranks together
-        "augment": cfg.data.augment,
+        "augment": cfg.data.augment, "classes": list(t.data.classes) if t.data.classes else None,
+        "normalisation": {"mean": list(t.data.mean), "std": list(t.data.std)},
         "train_class_counts": t.class_counts["train"], "test_class_counts": t.class_counts["test"],
         "warnings": list(t.warnings),
         "cache_note": _cache_note(cfg),

@@ -24,9 +24,10 @@ def fit(tmp_path, *overrides, **kw):
     return t.fit(), t
 
 
-def assert_same_run(tmp_path, *overrides, tol=1e-9):
-    rf, tf = fit(tmp_path, "strategy=freezing", "precision=64-true", *overrides)
-    rd, td = fit(tmp_path, "strategy=dropping", "precision=64-true", *overrides)
+def assert_same_run(tmp_path, *overrides, tol=1e-9, make_kw=dict):
+    """`make_kw()` gives each of the two runs its own Trainer keywords (e.g. a fresh user module)."""
+    rf, tf = fit(tmp_path, "strategy=freezing", "precision=64-true", *overrides, **make_kw())
+    rd, td = fit(tmp_path, "strategy=dropping", "precision=64-true", *overrides, **make_kw())
     hf, hd = rf["history"], rd["history"]
     assert [h["dropped_units"] for h in hf] == [h["dropped_units"] for h in hd]
     assert [h["test_acc"] for h in hf] == [h["test_acc"] for h in hd]
@@ -52,6 +53,25 @@ def test_dropping_equals_freezing_resnet_cut_inside_block(tmp_path):
     rf, rd = assert_same_run(tmp_path, "model=resnet18", "epochs=4", "strategy.policy=schedule",
                              "strategy.schedule={1:2,2:4}")
     assert rd["history"][-1]["dropped_units"][-1] == "layer1.1.conv1"
+
+
+def test_dropping_equals_freezing_torchvision_resnet18_instance(tmp_path):
+    """A user's torchvision resnet18 object (full width, torchvision's stem), cut inside a block."""
+    import torchvision
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (64, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+
+    def make_kw():
+        torch.manual_seed(0)
+        data = ImageData("toy", Split(x, y), Split(x[:32], y[:32]), (0.5,) * 3, (0.25,) * 3)
+        return {"chain": torchvision.models.resnet18(num_classes=10), "data": data, "name": "my-resnet18"}
+
+    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=32", "strategy.policy=schedule",
+                             "strategy.schedule={1:4}", make_kw=make_kw)
+    assert rd["model"] == rf["model"] == "my-resnet18" and rd["width"] is None
+    assert rd["history"][-1]["dropped_units"][-1] == "layer1.1.conv1"  # mid-block: (branch, skip) cached
 
 
 def test_dropping_equals_freezing_auto_policy(tmp_path):
@@ -152,7 +172,7 @@ def test_grow_batch_option_keeps_freezing_equal_to_dropping(tmp_path):
 def test_warmup_ends_when_scores_settle(tmp_path):
     # A huge tolerance: the scores "settle" at epoch 2, long before the fixed warm-up of 4 would end.
     row, t = fit(tmp_path, "strategy=freezing", "epochs=5", "strategy.warmup=4", "strategy.warmup_settle=1.0")
-    assert t.strategy.warm_since == 2
+    assert t.strategy.policy.warm_since == 2
 
 
 @pytest.mark.parametrize("pays", [[False, False, True], [True]])

@@ -2,7 +2,7 @@
 on-device normalisation and augmentation (random crop + flip) that training applies to each batch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -15,19 +15,36 @@ class DataError(RuntimeError):
 
 @dataclass
 class Split:
+    """A split in memory. The training loop reads it through `fetch` / `batches`, which a split that
+    streams from disk (fastdrop.data.streaming.StreamSplit) also provides."""
     x: torch.Tensor  # uint8 [N, C, H, W]
     y: torch.Tensor  # int64 [N]
+    classes: tuple | None = None  # class names by label, where the dataset has them (data=folder)
+    streaming = False
 
     def __len__(self):
         return len(self.y)
 
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.x.shape[1:])
+
+    def take(self, idx) -> "Split":
+        return Split(self.x[idx], self.y[idx], self.classes)
+
+    def fetch(self, idx) -> torch.Tensor:
+        return self.x[idx]
+
+    def batches(self, index_batches):
+        return (self.x[idx] for idx in index_batches)
+
     def sample(self, n: int | None, seed: int = 0) -> "Split":
         """A seeded class-balanced sample of n rows (fastdrop.data.subset); all rows when n is None."""
         idx = balanced_indices(self.y, n, seed)
-        return self if idx is None else Split(self.x[idx], self.y[idx])
+        return self if idx is None else self.take(idx)
 
     def to(self, device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
+        return Split(self.x.to(device), self.y.to(device), self.classes)
 
 
 @dataclass
@@ -39,6 +56,7 @@ class ImageData:
     std: tuple
     num_classes: int = 10
     augment: bool = False
+    classes: tuple | None = None
     _stats: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -53,11 +71,16 @@ class ImageData:
             raise ValueError(f"ImageData {self.name!r}: num_classes must be an int >= 2 (got {self.num_classes!r})")
         for k in ("train", "test"):
             split = getattr(self, k)
-            if not isinstance(split, Split):
+            if not (isinstance(split, Split) or getattr(split, "streaming", False)):
                 raise ValueError(f"ImageData {self.name!r}: {k} must be a Split(x, y), not {type(split).__name__}")
-            setattr(self, k, Split(_checked_images(split.x, f"{k}.x"), _checked_labels(split.y, split.x,
-                                                                                     self.num_classes, f"{k}.y")))
-        shapes = {k: tuple(getattr(self, k).x.shape[1:]) for k in ("train", "test")}
+            if not split.streaming:  # a streamed split is a uint8 file by construction
+                _checked_images(split.x, f"{k}.x")
+            n = len(split.rows) if split.streaming else len(split.x)
+            y = _checked_labels(split.y, n, self.num_classes, f"{k}.y")
+            if y is not split.y:
+                split = replace(split, y=y) if isinstance(split, Split) else split._with(split.rows, y, split.device)
+                setattr(self, k, split)
+        shapes = {k: tuple(getattr(self, k).image_shape) for k in ("train", "test")}
         if shapes["train"] != shapes["test"]:
             raise ValueError(f"ImageData {self.name!r}: train and test images differ in [C, H, W]: {shapes}")
         c = shapes["train"][0]
@@ -67,11 +90,15 @@ class ImageData:
 
     @property
     def in_channels(self) -> int:
-        return self.train.x.shape[1]
+        return self.train.image_shape[0]
 
     @property
     def image_size(self) -> int:
-        return self.train.x.shape[-1]
+        return self.train.image_shape[-1]
+
+    @property
+    def streaming(self) -> bool:
+        return self.train.streaming
 
     def to(self, device) -> "ImageData":
         self.train, self.test = self.train.to(device), self.test.to(device)
@@ -104,7 +131,7 @@ class ImageData:
         return out
 
 
-def _checked_images(x, what: str) -> torch.Tensor:
+def _checked_images(x, what: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{what} must be a torch.Tensor (torch.from_numpy(array) for numpy), not {type(x).__name__}")
     if x.dim() != 4 or len(x) == 0:
@@ -116,18 +143,17 @@ def _checked_images(x, what: str) -> torch.Tensor:
             "x.round().clamp(0, 255).to(torch.uint8)" if x.is_floating_point() else "x.clamp(0, 255).to(torch.uint8)"
         raise ValueError(f"{what} must be uint8 images in 0..255 (got {x.dtype} with values in [{lo:g}, {hi:g}]); "
                          f"convert with {how}")
-    return x
 
 
-def _checked_labels(y, x: torch.Tensor, num_classes: int, what: str) -> torch.Tensor:
+def _checked_labels(y, n: int, num_classes: int, what: str) -> torch.Tensor:
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{what} must be a torch.Tensor of class indices, not {type(y).__name__}")
-    if y.dim() != 1 or len(y) != len(x):
-        raise ValueError(f"{what} must be 1-D with one label per image (got shape {list(y.shape)} for {len(x)} images)")
+    if y.dim() != 1 or len(y) != n:
+        raise ValueError(f"{what} must be 1-D with one label per image (got shape {list(y.shape)} for {n} images)")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"{what} must hold integer class indices (got {y.dtype}); convert with y.long()")
     lo, hi = y.min().item(), y.max().item()
     if lo < 0 or hi >= num_classes:
         raise ValueError(f"{what} must lie in [0, num_classes) = [0, {num_classes}) (got labels in [{lo}, {hi}]); "
                          "set num_classes or renumber the labels")
-    return y.long()
+    return y if y.dtype == torch.int64 else y.long()

@@ -73,13 +73,15 @@ class BlockExit(Unit):
         return (self.relu(out),)
 
 
-def build_resnet(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> ResNet:
+def build_resnet(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+                 small: bool | None = None) -> ResNet:
+    """`small`: the CIFAR stem (default: for images <= 64 px); False keeps torchvision's 7x7 + max-pool."""
     block, layers = LAYOUT[name]
     model = _ScaledResNet(block, layers, width, num_classes=num_classes)
     if model.fc.in_features != model.inplanes:  # torchvision sizes fc for width 1
         model.fc = nn.Linear(model.inplanes, num_classes)
     c = model.conv1.out_channels
-    if image_size <= 64:
+    if image_size <= 64 if small is None else small:
         model.conv1 = nn.Conv2d(in_channels, c, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     elif in_channels != 3:

@@ -22,7 +22,9 @@ def _scaled(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
 
-def build_vgg(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0):
+def build_vgg(name: str, num_classes: int, in_channels: int, image_size: int, width: float = 1.0,
+              small: bool | None = None):
+    """`small`: the small-image layout above (default: for images <= 64 px); False keeps torchvision's."""
     cfg = [v if v == "M" else _scaled(v, width) for v in cfgs[DEPTH_TO_CFG[name]]]
     features = make_layers(cfg, batch_norm=True)
     first = features[0]
@@ -35,7 +37,7 @@ def build_vgg(name: str, num_classes: int, in_channels: int, image_size: int, wi
     model.features = features
     last_c = cfg[-2]
     hidden = _scaled(4096, width)
-    small = image_size <= 64
+    small = image_size <= 64 if small is None else small
     if small:
         for m in model.features:
             if isinstance(m, nn.MaxPool2d):
