@@ -1,34 +1,35 @@
-"""Speed you can trust: sgd, freezing and dropping on one config and seed, back to back, in one table.
+"""A speed-up that drift cannot explain: every variant several times, interleaved, on one config and seed.
 
-Besides T and accuracy it reports what the FLOPs allow. The work of one training step is taken as the
-forward MACs of the units that run, plus the backward MACs of the units that train: a weight gradient
-(= the unit's forward MACs) for every trained unit and an input gradient (again its forward MACs) for
-every trained unit except the first, whose input needs none. The FLOP-predicted ΔT is 1 - work/work_sgd
-over the whole run, and efficiency = measured time saved / predicted time saved (1.0: the saving is
-all that the removed work allows). The price of scoring is measured apart, in one process: blocks of
-sgd steps on the same config with and without the score accumulation, alternated, medians compared
-(whole-run comparisons on a shared machine drift by more than the few per cent being measured).
-Rows go to <results_dir>/bench/runs, the table to <results_dir>/bench/<name>.{json,md}.
+`fastdrop bench` runs `bench.variants` (sgd, freezing, dropping with the paper's rule, dropping with our
+noise_level policy) `bench.repeats` times in turn (sgd, freezing, dropping, ..., sgd, freezing, ...), so
+machine drift hits every variant alike, and reports the median and range of T. The sgd baseline runs
+without score accumulation (the fastest plain SGD; the price of scoring is measured apart, in one
+process, on alternated blocks of steps). Before any cut a variant does the same work as sgd plus
+scoring, so per repeat the median epoch time over those *identical-work* epochs is compared with sgd's
+of the same repeat; where the median ratio is off by more than `bench.max_drift` (5 %), the table says
+the measurement is invalid instead of printing a ΔT. Beside each cutting variant: an *equal-time SGD*
+run (sgd for as many epochs as fit in the variant's median T, LR milestones scaled alike) and its
+accuracy, and *time-to-accuracy* (training seconds until the test accuracy first reached sgd's final A
+minus `bench.target_drop` points). The FLOP-predicted ΔT counts per epoch the forward MACs of the units
+that ran plus the backward MACs of the units trained (fastdrop.strategies.policy.backward_work);
+efficiency = measured / predicted time saved. Output: <results_dir>/bench/<name>.{md,json}, rows in
+<results_dir>/bench/runs.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from tabulate import tabulate
 
+from .bench_scoring import scoring_cost
 from .results import atomic_write_text
-from .strategies.base import synchronize
 from .strategies.policy import backward_work
 from .trainer import USER_ERRORS, Trainer
-
-RUNS = ["sgd", "freezing", "dropping"]
 
 
 def run_work(row: dict) -> float:
@@ -41,90 +42,145 @@ def run_work(row: dict) -> float:
     return total
 
 
-def summarise(rows: dict[str, dict]) -> list[dict]:
-    sgd = rows["sgd"]
-    t_sgd, w_sgd = sgd["train_time_s"], run_work(sgd)
+def first_cut_epoch(row: dict) -> int | None:
+    """The epoch at whose end the first cut was made (its own work was still the full network's)."""
+    return next((h["epoch"] for h in row["history"] if h["dropped_units"]), None)
+
+
+def identical_work_ratio(row: dict, base: dict) -> float | None:
+    """Median epoch time of `row` over the epochs in which it did the full network's work, divided by
+    the median of `base` over the same epochs (None when there are none)."""
+    last = first_cut_epoch(row) or len(row["history"])
+    epochs = range(1, min(last, len(base["history"])) + 1)
+    t = lambda r: statistics.median(r["history"][e - 1]["train_time_s"] for e in epochs)  # noqa: E731
+    return t(row) / t(base) if len(epochs) else None
+
+
+def time_to_accuracy(row: dict, target: float) -> float | None:
+    """Training seconds until the test accuracy first reached `target` (None if it never did)."""
+    t = 0.0
+    for h in row["history"]:
+        t += h["train_time_s"]
+        if h["test_acc"] >= target:
+            return t
+    return None
+
+
+def equal_time_epochs(t_variant: float, t_sgd: float, epochs: int) -> int:
+    return max(1, min(epochs, round(epochs * t_variant / t_sgd)))
+
+
+def variant_overrides(variant: str) -> list[str]:
+    """'dropping:noise_level' -> strategy=dropping strategy.policy=noise_level; sgd runs without scores."""
+    strategy, _, pol = variant.partition(":")
+    ov = [f"strategy={strategy}"] + ([f"strategy.policy={pol}"] if pol else [])
+    return ov + (["strategy.scores=false"] if strategy == "sgd" else [])
+
+
+def _spread(values: list[float], nd: int = 1) -> str:
+    return f"{min(values):.{nd}f}-{max(values):.{nd}f}"
+
+
+def summarise(runs: dict[str, list[dict]], equal_time: dict[str, dict], max_drift: float,
+              target_drop: float) -> list[dict]:
+    """One line per variant from its repeats (runs[v][i] is repeat i)."""
+    sgd = runs["sgd"]
+    t_sgd = statistics.median(r["train_time_s"] for r in sgd)
+    w_sgd = run_work(sgd[0])
+    target = statistics.median(r["A"] for r in sgd) - target_drop
     out = []
-    for name, r in rows.items():
-        h = r["history"]
-        first = next((i for i, e in enumerate(h) if e["dropped_units"]), None)
-        before = [e["train_time_s"] for e in h[: (first + 1 if first is not None else len(h))]]
-        after = [e["train_time_s"] for e in h[first + 2:]] if first is not None else []
-        pred = 1 - run_work(r) / w_sgd
-        meas = (t_sgd - r["train_time_s"]) / t_sgd
+    for v, rows in runs.items():
+        T = [r["train_time_s"] for r in rows]
+        ratios = [identical_work_ratio(r, b) for r, b in zip(rows, sgd)]
+        ratio = statistics.median(x for x in ratios if x is not None) if v != "sgd" else 1.0
+        valid = abs(ratio - 1) <= max_drift
+        meas = (t_sgd - statistics.median(T)) / t_sgd
+        pred = 1 - statistics.median(run_work(r) for r in rows) / w_sgd
+        tta = [time_to_accuracy(r, target) for r in rows]
+        tta_ok = [x for x in tta if x is not None]
+        eq = equal_time.get(v)
+        h, first = rows[0]["history"], first_cut_epoch(rows[0])
+        before = [e["train_time_s"] for e in h[: first or len(h)]]
+        after = [e["train_time_s"] for e in h[first + 1:]] if first else []  # the cache-building epoch excluded
         out.append({
-            "run": name, "T_s": round(r["train_time_s"], 2), "dT_pct": round(100 * meas, 1),
-            "A": r["A"], "epoch_s_before_drop": round(statistics.median(before), 3) if before else None,
-            "epoch_s_after_drop": round(statistics.median(after), 3) if after else None,
-            "images_per_s": round(r["train_images"] * len(h) / r["train_time_s"], 1),
-            "cache_time_s": round(r["cache_time_s"], 3),
-            "cache_pct_of_T": round(100 * r["cache_time_s"] / r["train_time_s"], 2),
-            "first_drop_epoch": h[first]["epoch"] if first is not None else None,
-            "units_cut": len(h[-1]["dropped_units"]),
+            "variant": v, "repeats": len(rows), "T_s": round(statistics.median(T), 1), "T_range_s": _spread(T),
+            "identical_work_ratio": round(ratio, 3),
+            "dT_pct": (round(100 * meas, 1) if valid else f"invalid: identical-work epochs differ {100 * (ratio - 1):+.1f} %"),
+            "A": round(statistics.median(r["A"] for r in rows), 2), "A_range": _spread([r["A"] for r in rows], 2),
+            "time_to_target_s": round(statistics.median(tta_ok), 1) if len(tta_ok) == len(tta) else "not reached",
+            "units_cut": statistics.median(len(r["history"][-1]["dropped_units"]) for r in rows),
+            "first_cut_epoch": first_cut_epoch(rows[0]),
+            "epoch_s_before_cut": round(statistics.median(before), 3) if before else None,
+            "epoch_s_after_cut": round(statistics.median(after), 3) if after else None,
+            "cache_time_s": round(statistics.median(r["cache_time_s"] for r in rows), 2),
+            "cache_pct_of_T": round(100 * statistics.median(r["cache_time_s"] / r["train_time_s"] for r in rows), 2),
             "pred_dT_pct": round(100 * pred, 1),
-            "efficiency": round(meas / pred, 3) if pred > 0.005 else None,
-            "run_id": r["run_id"],
+            "efficiency": round(meas / pred, 2) if pred > 0.005 and valid else None,
+            "equal_time_sgd_epochs": eq["epochs"] if eq else None,
+            "equal_time_sgd_A": eq["A"] if eq else None,
         })
     return out
 
 
-def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:
-    """Median time of a block of sgd steps with and without score accumulation, in one process."""
-    strat, opt, dev = trainer.strategy, trainer.optimizer, trainer.device
-    batches = list(itertools.islice(strat.batches(1), steps))
-    strat.begin_epoch(1)
-
-    def block(score: bool) -> float:
-        synchronize(dev)
-        t0 = time.perf_counter()
-        for state, y in batches:
-            with trainer.ctx.autocast_ctx():
-                loss = trainer.loss_fn(strat.forward(state), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if score:
-                strat.after_backward()
-            opt.step()
-        synchronize(dev)
-        return time.perf_counter() - t0
-
-    block(True)  # warm-up
-    with_s, without = [], []
-    for _ in range(repeats):
-        with_s.append(block(True))
-        without.append(block(False))
-    a, b = statistics.median(with_s), statistics.median(without)
-    return {"step_s_with_scores": a / steps, "step_s_without_scores": b / steps,
-            "scoring_cost_pct": 100 * (a - b) / b}
+def _train(overrides: list[str], run_dir: Path, experiment) -> dict:
+    c = compose("config", overrides=overrides)
+    return Trainer(c, run_dir, experiment=experiment).fit()
 
 
 def bench_task(cfg, run_dir, experiment, multirun):
-
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("strategy=")]
+    b = cfg.bench
+    task = HydraConfig.get().overrides.task
+    base = [o for o in task if not o.startswith(("strategy=", "strategy.policy=", "strategy.scores="))]
     out_dir = Path(cfg.results_dir) / "bench"
-    rows = {}
+    base += [f"results_dir={out_dir}", "progress=false"]
+    variants = list(b.variants)
+    if variants[0] != "sgd":
+        print("fastdrop: error: bench.variants must start with sgd (the baseline)", file=sys.stderr)
+        sys.exit(2)
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    equal_time: dict[str, dict] = {}
+    total = b.repeats * len(variants)
     try:
-        for name in RUNS:
-            c = compose("config", overrides=overrides + [f"strategy={name}", f"results_dir={out_dir}"])
-            print(f"fastdrop bench: {name} ...", file=sys.stderr, flush=True)
-            rows[name] = Trainer(c, Path(run_dir) / name, experiment=experiment).fit()
+        for i in range(b.repeats):
+            for v in variants:
+                k = i * len(variants) + variants.index(v) + 1
+                print(f"fastdrop bench: [{k}/{total}] repeat {i + 1} {v} ...", file=sys.stderr, flush=True)
+                runs[v].append(_train(base + variant_overrides(v), Path(run_dir) / f"{v}-r{i}", experiment))
+        t_sgd = statistics.median(r["train_time_s"] for r in runs["sgd"])
+        for v in variants[1:]:
+            if not any(r["history"][-1]["dropped_units"] for r in runs[v]):
+                continue
+            e = equal_time_epochs(statistics.median(r["train_time_s"] for r in runs[v]), t_sgd, cfg.epochs)
+            ms = sorted({max(1, round(m * e / cfg.epochs)) for m in cfg.optim.milestones if round(m * e / cfg.epochs) < e})
+            print(f"fastdrop bench: equal-time sgd for {v}: {e} epochs ...", file=sys.stderr, flush=True)
+            row = _train(base + variant_overrides("sgd") + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
+                         Path(run_dir) / f"equal-time-{v}", experiment)
+            equal_time[v] = {"epochs": e, "milestones": ms, "A": round(row["A"], 2), "T_s": round(row["train_time_s"], 1)}
         print("fastdrop bench: price of scoring ...", file=sys.stderr, flush=True)
-        c = compose("config", overrides=overrides + ["strategy=sgd", f"results_dir={out_dir}"])
-        cost = scoring_cost(Trainer(c, Path(run_dir) / "scoring", experiment=experiment))
+        cost = scoring_cost(Trainer(compose("config", overrides=base + ["strategy=sgd"]), Path(run_dir) / "scoring",
+                                    experiment=experiment))
     except USER_ERRORS as e:
         print(f"fastdrop: error: {e}", file=sys.stderr)
         sys.exit(2)
-    table = summarise(rows)
-    ident = f"{cfg.model.name}-w{cfg.model.width}-{rows['sgd']['data']}-e{cfg.epochs}-s{cfg.seed}-{rows['sgd']['device']}"
+    table = summarise(runs, equal_time, b.max_drift, b.target_drop)
+    s0 = runs["sgd"][0]
+    ident = f"{cfg.model.name}-w{cfg.model.width}-{s0['data']}-e{cfg.epochs}-s{cfg.seed}-{s0['device']}"
+    target = statistics.median(r["A"] for r in runs["sgd"]) - b.target_drop
     md = (f"# fastdrop bench: {ident}\n\n"
-          f"- command: `fastdrop bench {' '.join(HydraConfig.get().overrides.task)}`\n"
-          f"- device: {rows['sgd']['device_name']}, torch {rows['sgd']['torch_version']}, "
-          f"commit {rows['sgd']['git_commit']}\n"
+          f"- command: `fastdrop bench {' '.join(task)}`\n"
+          f"- device: {s0['device_name']}, torch {s0['torch_version']}, commit {s0['git_commit']}\n"
+          f"- {b.repeats} repeats, interleaved ({', '.join(variants)}, then again); T = median; ΔT against sgd's "
+          f"median T (sgd without score accumulation); refused where the identical-work epochs (before the first "
+          f"cut) differ from sgd's by more than {100 * b.max_drift:g} %\n"
+          f"- time to target: training seconds until test accuracy >= {target:.2f} % (sgd's median A − "
+          f"{b.target_drop:g})\n"
           f"- price of scoring (sgd steps with vs without score accumulation, medians of 5 alternated blocks): "
           f"{cost['scoring_cost_pct']:+.2f} % of a step ({1e3 * cost['step_s_without_scores']:.1f} ms -> "
           f"{1e3 * cost['step_s_with_scores']:.1f} ms)\n\n"
           + tabulate(table, headers="keys", tablefmt="github") + "\n")
     atomic_write_text(out_dir / f"{ident}.md", md)
-    atomic_write_text(out_dir / f"{ident}.json", json.dumps({"config": ident, "rows": table, "scoring": cost}, indent=1) + "\n")
+    atomic_write_text(out_dir / f"{ident}.json", json.dumps(
+        {"config": ident, "rows": table, "equal_time": equal_time, "scoring": cost,
+         "run_ids": {v: [r["run_id"] for r in rs] for v, rs in runs.items()}}, indent=1) + "\n")
     print(md)
     return table

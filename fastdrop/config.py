@@ -37,6 +37,10 @@ class DataConfig:
     image_size: Optional[int] = None  # imagenette: 160 (the 160 px release) or 320; folder: any (shorter side + centre crop)
     memory_budget_gb: Optional[float] = None  # folder: most a split may take as uint8 (default: half the RAM)
     eval_batch_size: int = 1024
+    # Folder datasets larger than memory (fastdrop.data.streaming): stream from a memory-mapped file
+    # when true, or (null) when the decoded split exceeds memory_budget_gb.
+    stream: Optional[bool] = None
+    workers: int = 2                  # DataLoader workers of a streamed split
 
 
 @dataclass
@@ -50,8 +54,15 @@ class CacheConfig:
 @dataclass
 class StrategyConfig:
     name: str = MISSING
-    policy: str = "learn_and_drop"    # learn_and_drop | schedule | none
-    candidates: str = "eq4"           # eq4 | max_prefix_sum
+    policy: str = "learn_and_drop"    # learn_and_drop (the paper) | noise_level (ours) | schedule | none
+    candidates: str = "eq4"           # eq4 | max_prefix_sum (learn_and_drop)
+    # "started learning" = epoch train loss <= start_loss x ln(classes). The paper's rule warns (and
+    # marks the row) when it cuts before that (guard=warn), waits (block) or says nothing (off).
+    start_loss: float = 0.5
+    guard: str = "warn"
+    tolerance: float = 0.0            # noise_level: cut units with P >= 1 - 1/sqrt(steps) - tolerance
+    max_cut_fraction: float = 0.5     # noise_level: at most this share of the cuttable head per decision
+    rise_tolerance: float = 0.5       # noise_level: stop cutting if the loss after a cut rose by more
     warmup: int = 5
     # epoch -> leading units cut from then on (policy=schedule), e.g. '{2:3,4:6}'. Typed Any because
     # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
@@ -75,6 +86,15 @@ class OptimConfig:
 
 
 @dataclass
+class BenchConfig:
+    """`fastdrop bench` (fastdrop/bench.py): variants are strategy[:policy], sgd first."""
+    repeats: int = 3
+    variants: List[str] = field(default_factory=lambda: ["sgd", "freezing", "dropping", "dropping:noise_level"])
+    max_drift: float = 0.05   # identical-work epochs may differ by this much before ΔT is refused
+    target_drop: float = 1.0  # time-to-accuracy target: sgd's A minus this many points
+
+
+@dataclass
 class DistConfig:
     """Data-parallel runs under torchrun (fastdrop.distributed); ignored by a single process."""
     backend: str = "auto"     # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
@@ -88,6 +108,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     epochs: int = 10

@@ -57,7 +57,20 @@ class World:
 
 
 def env_world_size() -> int:
+    _adopt_submitit_tasks()
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _adopt_submitit_tasks() -> None:
+    """Inside a Slurm job that submitit started with several tasks (hydra/launcher=slurm_ddp: one task
+    per GPU, no torchrun), derive torchrun's variables from Slurm's, so each task is one DDP rank."""
+    if "WORLD_SIZE" in os.environ or os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return
+    if int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # we pick cuda:LOCAL_RANK
 
 
 def init(device_name: str = "auto", backend: str = "auto", timeout_min: float = 30.0) -> World:

@@ -6,6 +6,8 @@ sum of the synchronised training times of all epochs, warm-up and cache building
 evaluation of the full model is timed apart. The loss is accumulated on the device and read once per
 epoch, so the hot loop has no host sync. After every epoch an atomic checkpoint lets `resume=true`
 continue a killed run exactly; the result row is written at the end, also for diverged or failed runs.
+Under torchrun the same loop runs on every rank (fastdrop.distributed: its shard of the rows, a DDP
+wrapper over the trained units, collectives for loss, accuracy, T and the cut); rank 0 writes.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed
-from .data import ImageData, Split, load_data
+from .data import ImageData, StreamPolicy, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
 from .models import Chain, apply_weights, build, chain_of, default_name
@@ -70,13 +72,14 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
     share of the test split and the counts are summed."""
     chain.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.test.y.device)
+    slices = [slice(s, s + ctx.eval_batch_size) for s in range(0, len(data.test), ctx.eval_batch_size)]
     with torch.no_grad(), ctx.autocast_ctx():
-        for s in range(0, len(data.test), ctx.eval_batch_size):
-            x = data.normalize(data.test.x[s: s + ctx.eval_batch_size], ctx.dtype)
+        for s, images in zip(slices, data.test.batches(slices)):
+            x = data.normalize(images, ctx.dtype)
             if ctx.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = chain(x)
-            correct += (logits.argmax(1) == data.test.y[s: s + ctx.eval_batch_size]).sum()
+            correct += (logits.argmax(1) == data.test.y[s]).sum()
     counts = distributed.all_sum(world, torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
     return 100.0 * counts[0].item() / max(int(counts[1].item()), 1)
 
@@ -101,7 +104,8 @@ class Trainer:
         d = cfg.data
         self.data = data if data is not None else load_data(
             d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed,
-            d.memory_budget_gb, stats="imagenet" if is_torchvision_name(cfg.model.weights) else None)
+            d.memory_budget_gb, stats="imagenet" if is_torchvision_name(cfg.model.weights) else None,
+            stream=StreamPolicy(d.stream, d.memory_budget_gb, d.workers))
         if data is not None:
             self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
             self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
@@ -135,7 +139,7 @@ class Trainer:
                               batch_size=cfg.batch_size // self.world.size, eval_batch_size=d.eval_batch_size,
                               run_dir=self.run_dir, channels_last=channels_last, rank=self.world.rank,
                               world_size=self.world.size)
-        sample = self.data.normalize(self.data.train.x[:1], self.dtype)
+        sample = self.data.normalize(self.data.train.fetch(slice(0, 1)), self.dtype)
         self.ctx.unit_macs = unit_macs(self.chain, sample)
         self.strategy = STRATEGIES[cfg.strategy.name](cfg.strategy, self.chain, self.data, self.ctx)
         self.optimizer = torch.optim.SGD(self.chain.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
@@ -184,8 +188,8 @@ class Trainer:
         if len(tr) < w.size:
             raise ConfigError(f"{len(tr)} training images cannot be shared by {w.size} processes")
         idx = distributed.shard(len(tr), w, cfg.seed)
-        self.data.train = Split(tr.x[idx], tr.y[idx])
-        self.data.test = Split(te.x[w.rank::w.size], te.y[w.rank::w.size])
+        self.data.train = tr.take(idx)
+        self.data.test = te.take(torch.arange(w.rank, len(te), w.size))
         if len(tr) % w.size and w.is_main:
             log.warning("%d training images left out so that the %d ranks hold equal shards", len(tr) % w.size,
                         w.size)
@@ -263,14 +267,14 @@ class Trainer:
                 bar.update(len(y))
         distributed.broadcast_buffers(self.world, self.chain)
         stats = strat.epoch_stats()  # what ran this epoch, before end_epoch may cut further
-        scores = strat.end_epoch(epoch)
+        totals = distributed.all_sum(self.world, torch.stack([loss_sum, torch.tensor(float(seen), device=dev,
+                                                                                       dtype=torch.float64)]))
+        train_loss = totals[0].item() / max(totals[1].item(), 1)  # the global batch's: every rank decides alike
+        scores = strat.end_epoch(epoch, train_loss)
         distributed.agree(self.world, strat.n_cut, f"the cut after epoch {epoch}")
         synchronize(dev)
         train_s = distributed.all_max(self.world, time.perf_counter() - t0)  # T: the slowest rank's
         cache_s = distributed.all_max(self.world, cache_s)
-        totals = distributed.all_sum(self.world, torch.stack([loss_sum, torch.tensor(float(seen), device=dev,
-                                                                                       dtype=torch.float64)]))
-        train_loss = totals[0].item() / max(totals[1].item(), 1)
         if bar is not None:
             bar.close()
         self.T_s += train_s
@@ -279,6 +283,8 @@ class Trainer:
         synchronize(dev)
         eval_s = distributed.all_max(self.world, time.perf_counter() - t1)
         stats["dropped_units"] = self.chain.names[: strat.n_cut]
+        for w in scores.pop("warnings", []):
+            self.warn(w)
         rec = {"epoch": epoch, "lr": lr, "train_time_s": train_s, "cache_time_s": cache_s, "eval_time_s": eval_s,
                "train_loss": train_loss, "test_acc": acc, **stats, **scores}
         return rec

@@ -10,6 +10,7 @@ from .distributed import RanksDisagree
 from .models import WeightsError
 from .strategies import STRATEGIES
 from .strategies.cache import CacheError
+from .strategies.policies import POLICIES, CutPolicy
 
 
 class ConfigError(ValueError):
@@ -35,11 +36,17 @@ def validate(cfg: DictConfig) -> None:
     s = cfg.strategy
     if s.name not in STRATEGIES:
         problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
-    if s.policy not in ("learn_and_drop", "schedule", "none"):
-        problems.append(f"strategy.policy must be learn_and_drop, schedule or none (got {s.policy!r})")
+    if s.policy not in POLICIES:
+        problems.append(f"strategy.policy must be one of {', '.join(POLICIES)} (got {s.policy!r})")
+    if s.guard not in ("warn", "block", "off"):
+        problems.append(f"strategy.guard must be warn, block or off (got {s.guard!r})")
+    if not (s.start_loss > 0 and s.tolerance >= -1 and 0 < s.max_cut_fraction <= 1 and s.rise_tolerance >= 0):
+        problems.append("strategy.start_loss must be > 0, tolerance >= -1, max_cut_fraction in (0, 1], "
+                        f"rise_tolerance >= 0 (got {s.start_loss}, {s.tolerance}, {s.max_cut_fraction}, "
+                        f"{s.rise_tolerance})")
     if s.candidates not in ("eq4", "max_prefix_sum"):
         problems.append(f"strategy.candidates must be eq4 or max_prefix_sum (got {s.candidates!r})")
-    if s.warmup < 0 or (s.policy == "learn_and_drop" and s.name != "sgd" and s.warmup >= cfg.epochs):
+    if s.warmup < 0 or (POLICIES.get(s.policy, CutPolicy).uses_warmup and s.name != "sgd" and s.warmup >= cfg.epochs):
         problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
     if s.cache.backend not in ("auto", "device", "host", "disk"):
         problems.append(f"strategy.cache.backend must be auto, device, host or disk (got {s.cache.backend!r})")
@@ -59,5 +66,9 @@ def validate(cfg: DictConfig) -> None:
         v = cfg.data[sub]
         if v is not None and v <= 0:
             problems.append(f"data.{sub} must be > 0 (got {v})")
+    if cfg.data.workers < 0:
+        problems.append(f"data.workers must be >= 0 (got {cfg.data.workers})")
+    if cfg.data.memory_budget_gb is not None and cfg.data.memory_budget_gb <= 0:
+        problems.append(f"data.memory_budget_gb must be > 0 (got {cfg.data.memory_budget_gb})")
     if problems:
         raise ConfigError("; ".join(problems))

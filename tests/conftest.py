@@ -36,11 +36,12 @@ TINY = {
 }
 
 
-def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    """The config `fastdrop run <overrides>` would run with (same files, same schema)."""
+def compose_config(overrides: list[str] | None = None, return_hydra: bool = False) -> DictConfig:
+    """The config `fastdrop run <overrides>` would run with (same files, same schema); with
+    `return_hydra` also its `hydra` node (launcher, sweeper)."""
     register_configs()
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra.compose("config", overrides=list(overrides or []))
+        return hydra.compose("config", overrides=list(overrides or []), return_hydra_config=return_hydra)
 
 
 def tiny_overrides(tmp_path: Path) -> list[str]:

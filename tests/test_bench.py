@@ -1,17 +1,21 @@
-"""The benchmark's arithmetic on hand-written rows: executed work, predicted and measured ΔT, efficiency."""
+"""The benchmark's arithmetic on hand-written rows: executed work, predicted and measured ΔT, efficiency,
+the identical-work check that refuses a ΔT drift can explain, time-to-accuracy and equal-time SGD."""
 import pytest
 
-from fastdrop.bench import run_work, summarise
+from fastdrop.bench import (equal_time_epochs, identical_work_ratio, run_work, summarise, time_to_accuracy,
+                            variant_overrides)
 
 MACS = [10, 20, 30, 40]  # three conv units + classifier, per sample
 
 
-def row(name, times, fwd, cut_after, cache=None):
+def row(name, times, fwd, cut_after, cache=None, acc=None):
     cache = cache or [0.0] * len(times)
-    hist = [{"epoch": i + 1, "train_time_s": t, "cache_time_s": c, "fwd_macs_per_sample": f,
-             "dropped_units": ["u0", "u1", "u2"][:k]} for i, (t, f, k, c) in enumerate(zip(times, fwd, cut_after, cache))]
+    acc = acc or [90.0] * len(times)
+    hist = [{"epoch": i + 1, "train_time_s": t, "cache_time_s": c, "fwd_macs_per_sample": f, "test_acc": a,
+             "dropped_units": ["u0", "u1", "u2"][:k]}
+            for i, (t, f, k, c, a) in enumerate(zip(times, fwd, cut_after, cache, acc))]
     return {"run_id": name, "unit_macs_per_sample": MACS, "history": hist, "train_time_s": sum(times),
-            "cache_time_s": sum(cache), "A": 90.0, "train_images": 100}
+            "cache_time_s": sum(cache), "A": acc[-1], "train_images": 100}
 
 
 def test_run_work_counts_forward_and_the_backward_of_trained_units():
@@ -24,15 +28,45 @@ def test_run_work_counts_forward_and_the_backward_of_trained_units():
 
 
 def test_summarise_predicted_and_measured():
-    rows = {"sgd": row("sgd", [10, 10, 10], [100, 100, 100], [0, 0, 0]),
-            "dropping": row("drop", [10, 6, 4], [100, 90, 90], [1, 1, 1], cache=(0.0, 1.0, 0.0))}
-    out = {r["run"]: r for r in summarise(rows)}
+    rows = {"sgd": [row("sgd", [10, 10, 10, 10], [100] * 4, [0, 0, 0, 0])],
+            "dropping": [row("drop", [10, 6, 4, 4], [100, 90, 90, 90], [1, 1, 1, 1], cache=(0.0, 1.0, 0.0, 0.0))]}
+    out = {r["variant"]: r for r in summarise(rows, {}, 0.05, 1.0)}
     d = out["dropping"]
-    assert d["dT_pct"] == pytest.approx(100 * 10 / 30, abs=0.05)
-    pred = 1 - (290 + 250 + 250) / 870
+    assert d["dT_pct"] == pytest.approx(100 * 16 / 40, abs=0.05)
+    pred = 1 - (290 + 250 * 3) / (290 * 4)
     assert d["pred_dT_pct"] == pytest.approx(100 * pred, abs=0.05)
-    assert d["efficiency"] == pytest.approx((10 / 30) / pred, abs=1e-3)
-    assert d["first_drop_epoch"] == 1 and d["units_cut"] == 1
-    assert d["epoch_s_before_drop"] == 10 and d["epoch_s_after_drop"] == 4  # the cache-building epoch excluded
-    assert d["cache_pct_of_T"] == pytest.approx(100 / 20, abs=0.01)
-    assert out["sgd"]["efficiency"] is None and out["sgd"]["first_drop_epoch"] is None
+    assert d["efficiency"] == pytest.approx((16 / 40) / pred, abs=0.01)
+    assert d["first_cut_epoch"] == 1 and d["units_cut"] == 1 and d["identical_work_ratio"] == 1.0
+    assert d["epoch_s_before_cut"] == 10 and d["epoch_s_after_cut"] == 4  # the cache-building epoch excluded
+    assert d["cache_pct_of_T"] == pytest.approx(100 / 24, abs=0.01)
+    assert out["sgd"]["efficiency"] is None and out["sgd"]["first_cut_epoch"] is None
+
+
+def test_delta_t_is_refused_when_identical_work_epochs_disagree():
+    # Same work in epochs 1-2 (cut at the end of epoch 2), but the variant's took 8 % longer: drift.
+    sgd = [row("sgd", [10, 10, 10, 10], [100] * 4, [0] * 4), row("sgd", [10, 10, 10, 10], [100] * 4, [0] * 4)]
+    slow = [row("d", [10.8, 10.8, 3, 3], [100, 100, 90, 90], [0, 1, 1, 1])] * 2
+    assert identical_work_ratio(slow[0], sgd[0]) == pytest.approx(1.08)
+    out = {r["variant"]: r for r in summarise({"sgd": sgd, "dropping": slow}, {}, 0.05, 1.0)}
+    assert str(out["dropping"]["dT_pct"]).startswith("invalid: identical-work epochs differ +8.0 %")
+    assert out["dropping"]["efficiency"] is None
+    ok = [row("d", [10.3, 10.3, 3, 3], [100, 100, 90, 90], [0, 1, 1, 1])] * 2
+    out = {r["variant"]: r for r in summarise({"sgd": sgd, "dropping": ok}, {}, 0.05, 1.0)}
+    assert out["dropping"]["dT_pct"] == pytest.approx(100 * (40 - 26.6) / 40, abs=0.05)
+
+
+def test_time_to_accuracy_and_equal_time_sgd():
+    r = row("d", [5, 5, 2, 2], [100] * 4, [0] * 4, acc=[50.0, 96.0, 97.5, 97.0])
+    assert time_to_accuracy(r, 97.0) == 12 and time_to_accuracy(r, 96.0) == 10
+    assert time_to_accuracy(r, 99.0) is None
+    assert equal_time_epochs(40.0, 100.0, 12) == 5 and equal_time_epochs(1.0, 100.0, 12) == 1
+    sgd = [row("sgd", [5] * 4, [100] * 4, [0] * 4, acc=[50.0, 90.0, 97.0, 98.0])]
+    out = {r["variant"]: r for r in summarise({"sgd": sgd, "dropping": [r]}, {"dropping": {"epochs": 2, "A": 90.0}},
+                                                0.05, 1.0)}
+    assert out["dropping"]["time_to_target_s"] == 12 and out["sgd"]["time_to_target_s"] == 15  # target 97.0
+    assert out["dropping"]["equal_time_sgd_A"] == 90.0 and out["sgd"]["equal_time_sgd_A"] is None
+
+
+def test_sgd_baseline_runs_without_scores():
+    assert variant_overrides("sgd") == ["strategy=sgd", "strategy.scores=false"]
+    assert variant_overrides("dropping:noise_level") == ["strategy=dropping", "strategy.policy=noise_level"]

@@ -172,7 +172,7 @@ def test_grow_batch_option_keeps_freezing_equal_to_dropping(tmp_path):
 def test_warmup_ends_when_scores_settle(tmp_path):
     # A huge tolerance: the scores "settle" at epoch 2, long before the fixed warm-up of 4 would end.
     row, t = fit(tmp_path, "strategy=freezing", "epochs=5", "strategy.warmup=4", "strategy.warmup_settle=1.0")
-    assert t.strategy.warm_since == 2
+    assert t.strategy.policy.warm_since == 2
 
 
 @pytest.mark.parametrize("pays", [[False, False, True], [True]])

@@ -7,7 +7,7 @@ from .containers import DataError, Split
 from .decode_cache import _decode_once
 
 
-def _cifar10_jpeg(root: Path, download: bool, train: bool) -> Split:
+def _cifar10_jpeg(root: Path, download: bool, train: bool, stream=None) -> Split:
     """The CIFAR-10 JPEG copy (`<root>/cifar10-jpeg/{train,test}/<class>/*.jpg`, e.g. ../shared/data):
     class folders sort into CIFAR-10's own label order. Lossy re-encoding: say so in a row's `tag`."""
     from torchvision.datasets import ImageFolder
@@ -20,4 +20,5 @@ def _cifar10_jpeg(root: Path, download: bool, train: bool) -> Split:
         ds = ImageFolder(str(folder))
     except (FileNotFoundError, OSError) as e:
         raise DataError(f"CIFAR-10 JPEG copy under {folder} is unreadable: {e}") from None
-    return _decode_once(ds, folder.parent / f".fastdrop-{folder.name}-32.pt", 32, f"cifar10-jpeg {folder.name}")
+    return _decode_once(ds, folder.parent / f".fastdrop-{folder.name}-32.pt", 32, f"cifar10-jpeg {folder.name}",
+                        stream)

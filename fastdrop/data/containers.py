@@ -15,17 +15,33 @@ class DataError(RuntimeError):
 
 @dataclass
 class Split:
+    """A split in memory. The training loop reads it through `fetch` / `batches`, which a split that
+    streams from disk (fastdrop.data.streaming.StreamSplit) also provides."""
     x: torch.Tensor  # uint8 [N, C, H, W]
     y: torch.Tensor  # int64 [N]
     classes: tuple | None = None  # class names by label, where the dataset has them (data=folder)
+    streaming = False
 
     def __len__(self):
         return len(self.y)
 
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.x.shape[1:])
+
+    def take(self, idx) -> "Split":
+        return Split(self.x[idx], self.y[idx], self.classes)
+
+    def fetch(self, idx) -> torch.Tensor:
+        return self.x[idx]
+
+    def batches(self, index_batches):
+        return (self.x[idx] for idx in index_batches)
+
     def sample(self, n: int | None, seed: int = 0) -> "Split":
         """A seeded class-balanced sample of n rows (fastdrop.data.subset); all rows when n is None."""
         idx = balanced_indices(self.y, n, seed)
-        return self if idx is None else Split(self.x[idx], self.y[idx], self.classes)
+        return self if idx is None else self.take(idx)
 
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device), self.classes)
@@ -45,11 +61,15 @@ class ImageData:
 
     @property
     def in_channels(self) -> int:
-        return self.train.x.shape[1]
+        return self.train.image_shape[0]
 
     @property
     def image_size(self) -> int:
-        return self.train.x.shape[-1]
+        return self.train.image_shape[-1]
+
+    @property
+    def streaming(self) -> bool:
+        return self.train.streaming
 
     def to(self, device) -> "ImageData":
         self.train, self.test = self.train.to(device), self.test.to(device)

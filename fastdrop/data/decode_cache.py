@@ -10,20 +10,26 @@ import torch
 
 from ..results import atomic_torch_save
 from .containers import DataError, Split
+from .streaming import StreamPolicy, StreamSplit, decode_to_map
 
 log = logging.getLogger(__name__)
 
 
-def _decode_once(ds, cache: Path, size: int, what: str) -> Split:
+def _decode_once(ds, cache: Path, size: int, what: str, stream: StreamPolicy | None = None) -> Split | StreamSplit:
     """Decode a torchvision folder dataset of JPEGs to one uint8 tensor (shorter side resized to `size`,
     centre crop), kept in `cache` so later runs start at once. The cache is keyed by the file list and
-    sizes: a changed image set is decoded again, a damaged cache is ignored."""
+    sizes: a changed image set is decoded again, a damaged cache is ignored. When `stream` wants it
+    (fastdrop.data.streaming), the images go to a memory-mapped file instead and stream from there."""
     import hashlib
 
     from torchvision.transforms import v2
 
     samples = ds.samples if hasattr(ds, "samples") else ds._samples
     key = hashlib.sha256("\n".join(f"{p}:{y}:{os.path.getsize(p)}" for p, y in samples).encode()).hexdigest()
+    decode = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    if stream is not None and stream.wants(len(samples) * 3 * size * size):
+        ds.transform = decode
+        return decode_to_map(ds, cache.with_suffix(".u8"), size, key, what, stream)
     if cache.exists():
         try:
             d = torch.load(cache)
@@ -32,7 +38,7 @@ def _decode_once(ds, cache: Path, size: int, what: str) -> Split:
             log.info("decode cache %s is stale, decoding again", cache)
         except Exception as e:  # a stale or damaged decode cache is rebuilt, never trusted
             log.warning("ignoring damaged decode cache %s (%s)", cache, e)
-    ds.transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    ds.transform = decode
     xs, ys = [], []
     try:
         from tqdm import tqdm

@@ -6,8 +6,9 @@ classes are the folder names of train/, sorted, numbered from 0; the test split 
 (a test class that train/ lacks is an error, a train class with no test images only a log line). Every
 image is decoded with torchvision.io as RGB, its shorter side resized to `data.image_size` (antialiased)
 and centre-cropped to a square, once: the uint8 tensor is kept in `<data.root>/.fastdrop-<split>-<size>.pt`
-(the shared decode cache, keyed by the file list and sizes). A split must fit the memory budget
-(`data.memory_budget_gb`, default half the machine's RAM): it is held whole, on the training device.
+(the shared decode cache, keyed by the file list and sizes). A split over the memory budget
+(`data.memory_budget_gb`) streams from a memory-mapped file (fastdrop.data.streaming; `data.stream`),
+or, with `data.stream=false`, is refused; otherwise it is held whole, on the training device.
 Normalisation uses the training split's own per-channel mean/std (load_data's `stats="train"`), or
 ImageNet's when the starting weights are torchvision's.
 """
@@ -105,29 +106,37 @@ class _Decoded:
 
 
 def _folder(root: Path, download: bool, train: bool, size: int | None = None,
-            memory_budget_gb: float | None = None) -> Split:
+            memory_budget_gb: float | None = None, stream=None) -> Split:
     if not size:
         raise DataError("data=folder needs data.image_size (images are resized to it: shorter side + centre crop)")
     classes, samples, folder = _samples(root, train)
     need, limit = len(samples) * 3 * size * size, memory_budget(memory_budget_gb)
-    if need > limit:
+    streams = stream is not None and stream.wants(need)
+    if need > limit and not streams:
         raise DataError(f"data=folder: the {folder.name} split ({len(samples)} images at 3x{size}x{size}) needs "
                         f"{need / 2 ** 30:.2f} GiB as uint8, over the memory budget of {limit / 2 ** 30:.2f} GiB "
-                        "(data.memory_budget_gb); lower data.image_size or raise the budget")
-    split = _decode_once(_Decoded(samples), root / f".fastdrop-{folder.name}-{size}.pt", size, f"folder {folder.name}")
-    return Split(split.x, split.y, tuple(classes))
+                        "(data.memory_budget_gb); lower data.image_size, raise the budget or stream it (data.stream=true)")
+    split = _decode_once(_Decoded(samples), root / f".fastdrop-{folder.name}-{size}.pt", size, f"folder {folder.name}",
+                         stream if streams else None)
+    split.classes = tuple(classes)
+    return split
 
 
-def channel_stats(x: torch.Tensor) -> tuple[tuple, tuple]:
-    """Per-channel mean and std of uint8 images [N, C, H, W] (in [0, 1] units), in chunks."""
-    c = x.shape[1]
+def channel_stats(x) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of uint8 images [N, C, H, W] (in [0, 1] units), in chunks; `x` is a
+    tensor or a split (a streamed one is read in batches)."""
+    if isinstance(x, torch.Tensor):
+        shape, chunks = tuple(x.shape[1:]), x.split(256)
+    else:
+        shape, chunks = x.image_shape, x.batches([slice(i, i + 256) for i in range(0, len(x), 256)])
+    c = shape[0]
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
-    for chunk in x.split(256):
+    for chunk in chunks:
         f = chunk.to(torch.float64) / 255.0
         s += f.sum((0, 2, 3))
         s2 += (f * f).sum((0, 2, 3))
-    n = x.numel() / c
+    n = len(x) * shape[1] * shape[2]
     mean = s / n
     std = (s2 / n - mean ** 2).clamp_min(1e-12).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())

@@ -7,7 +7,7 @@ from .containers import DataError, Split
 from .decode_cache import _decode_once
 
 
-def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Split:
+def _imagenette(root: Path, download: bool, train: bool, size: int = 160, stream=None) -> Split:
     """Imagenette through torchvision; JPEGs are decoded once (shorter side resized to `size`, centre
     crop) and the uint8 tensor is kept next to the images so later runs start at once."""
     from torchvision.datasets import Imagenette
@@ -26,4 +26,5 @@ def _imagenette(root: Path, download: bool, train: bool, size: int = 160) -> Spl
     # the ten wnids instead, so a split missing a class cannot shift the labels.
     wnid_to_idx = {w: i for i, w in enumerate(sorted(Imagenette._WNID_TO_CLASS))}
     ds._samples = [(p, wnid_to_idx[Path(p).parent.name]) for p, _ in ds._samples]
-    return _decode_once(ds, Path(ds._size_root) / f".fastdrop-{split}-{size}.pt", size, f"imagenette {split}")
+    return _decode_once(ds, Path(ds._size_root) / f".fastdrop-{split}-{size}.pt", size, f"imagenette {split}",
+                        stream)

@@ -4,13 +4,14 @@ The trainer only ever calls `begin_epoch`, `batches`, `forward`, `after_backward
 `epoch_stats`; a strategy differs from another only in where its batches come from (`first_run_unit`:
 the first unit its forward pass runs, 0 unless states come from a cache). `n_cut` counts the leading
 conv units cut (frozen or dropped): the units in [first_run_unit, n_cut) run frozen (no grad, eval-mode
-BN), the rest train. The scores of the units cut are stored as they were when cut, for the median rule
-(Sect. 3.2, step 2).
+BN), the rest train. What to cut is the cut policy's call (fastdrop.strategies.policies, by
+`strategy.policy`); its decision and reason go into the epoch's record.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +21,7 @@ import torch
 from ..data import ImageData
 from ..models import Chain
 from . import policy
+from .policies import Observation, make_policy
 from .scores import ScoreAccumulator
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,7 @@ class Strategy:
         self.cfg, self.chain, self.data, self.ctx = cfg, chain, data, ctx
         self.n_cut = 0
         self.cut_history: list[tuple[int, int]] = []  # (epoch, n_cut after it)
-        self.dropped_z: list[float] = []
-        self.prev_p: list[float] | None = None
-        self.warm_since: int | None = None  # epoch after which decisions are taken
+        self.policy = make_policy(cfg)
         self.scorer = self._make_scorer() if cfg.scores else None
         # (state, start) -> state over the trained units; the trainer puts a DDP wrapper here under torchrun
         self.train_runner = self.chain.run
@@ -90,8 +90,8 @@ class Strategy:
             self.scorer.accumulate()
 
     # -- data -------------------------------------------------------------------------------------
-    def _image_state(self, idx: torch.Tensor, gen: torch.Generator | None) -> tuple:
-        x = self.data.normalize(self.data.train.x[idx], self.ctx.dtype)
+    def _image_state(self, images: torch.Tensor, gen: torch.Generator | None) -> tuple:
+        x = self.data.normalize(images, self.ctx.dtype)
         if self.data.augment and gen is not None:
             x = self.data.random_crop_flip(x, gen)
         if self.ctx.channels_last:
@@ -123,10 +123,10 @@ class Strategy:
 
     def batches(self, epoch: int) -> Iterator[tuple[tuple, torch.Tensor]]:
         perm = self._permutation(epoch).to(self.data.train.y.device)
-        gen = self.ctx.generator(epoch, 1, device=self.data.train.x.device) if self.data.augment else None
-        for s in self._batch_slices(len(perm)):
-            idx = perm[s]
-            yield self._image_state(idx, gen), self.data.train.y[idx]
+        gen = self.ctx.generator(epoch, 1, device=self.ctx.device) if self.data.augment else None
+        idx = [perm[s] for s in self._batch_slices(len(perm))]
+        for i, images in zip(idx, self.data.train.batches(idx)):  # read ahead by workers when streaming
+            yield self._image_state(images, gen), self.data.train.y[i]
 
     # -- hooks ------------------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> float:
@@ -155,42 +155,26 @@ class Strategy:
                 state = self.chain.run(state, self.first_run_unit, self.n_cut)
         return self.train_runner(state, self.n_cut)[0]
 
-    def end_epoch(self, epoch: int) -> dict:
-        """Scores of the epoch (Eqs. 1-3) and, after warm-up, the cut decision (Eq. 4, median rule)."""
+    def end_epoch(self, epoch: int, train_loss: float = math.nan) -> dict:
+        """Scores of the epoch (Eqs. 1-3) and the policy's decision on them, with its trace."""
         out = {}
         if self.scorer is None:
             return out
         p, a = self.scorer.finish()
         names = self.chain.names[self.n_cut: self.chain.n_conv]
-        z = policy.standardise(p)
         out["scores"] = dict(zip(names, p))
-        out["scores_std"] = dict(zip(names, z))
+        out["scores_std"] = dict(zip(names, policy.standardise(p)))
         out["aapd"] = dict(zip(names, a))
         if self.cuts:
-            new = self._decide(epoch, p)
-            if new > self.n_cut:
-                log.info("epoch %d: cutting %s (%s)", epoch, ", ".join(self.chain.names[self.n_cut:new]), self.name)
-                self.dropped_z += z[: new - self.n_cut]
-                self.cut(new, epoch)
+            d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
+                                               self.data.num_classes, self.scorer.steps))
+            out.update(d.record())
+            if d.warning:
+                out["warnings"] = [d.warning]
+            log.info("epoch %d: decision %s: %s", epoch, d.decision, d.decision_reason)
+            if d.n_cut > self.n_cut:
+                self.cut(d.n_cut, epoch)
         return out
-
-    def _decide(self, epoch: int, p_head: list[float]) -> int:
-        cfg = self.cfg
-        if cfg.policy == "schedule":
-            return policy.schedule_cut({int(k): int(v) for k, v in (cfg.schedule or {}).items()}, epoch, self.n_cut,
-                                       self.chain.n_conv)
-        if cfg.policy != "learn_and_drop":
-            return self.n_cut
-        if self.warm_since is None:
-            settled = cfg.warmup_settle is not None and policy.scores_settled(self.prev_p, p_head, cfg.warmup_settle)
-            self.prev_p = list(p_head)
-            if not (epoch > cfg.warmup or settled):
-                return self.n_cut
-            self.warm_since = epoch
-            if epoch <= cfg.warmup:
-                log.info("epoch %d: scores settled, warm-up ends early", epoch)
-        n, _ = policy.decide(p_head, self.dropped_z, cfg.candidates)
-        return self.n_cut + n
 
     def cut(self, n: int, epoch: int | None = None) -> None:
         for p in self.chain.unit_parameters(0, n):
@@ -218,12 +202,10 @@ class Strategy:
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "dropped_z": self.dropped_z,
-                "prev_p": self.prev_p, "warm_since": self.warm_since}
+        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "policy": self.policy.state_dict()}
 
     def load_state_dict(self, sd: dict) -> None:
-        self.dropped_z = list(sd["dropped_z"])
-        self.prev_p, self.warm_since = sd.get("prev_p"), sd.get("warm_since")
+        self.policy.load_state_dict(sd.get("policy", sd))  # older checkpoints kept the paper's state flat
         for epoch, n in sd["cut_history"]:
             self.cut(n, epoch)
 

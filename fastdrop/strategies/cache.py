@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..memory import host_available_bytes
 from .cache_backends import BACKENDS, ORDER, CacheBackend, CacheDamaged, CacheError, DiskBackend, human_bytes
 
 __all__ = ["FeatureCache", "CacheBackend", "CacheError", "CacheDamaged", "DTYPES", "ORDER", "BACKENDS",
@@ -33,27 +33,16 @@ def _nbytes(rows: int, shapes: list[tuple], dtype: torch.dtype) -> int:
     return sum(rows * int(np.prod(s)) * torch.finfo(dtype).bits // 8 for s in shapes)
 
 
-def _host_available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
 def _device_free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return _host_available_bytes()
+    return host_available_bytes()
 
 
 def choose_backend(nbytes: int, device: torch.device) -> str:
     if nbytes <= 0.5 * _device_free_bytes(device):
         return "device"
-    if device.type == "cuda" and nbytes <= 0.5 * _host_available_bytes():
+    if device.type == "cuda" and nbytes <= 0.5 * host_available_bytes():
         return "host"
     return "disk"
 

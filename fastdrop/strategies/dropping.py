@@ -54,9 +54,9 @@ class Dropping(Strategy):
             return self.cache.gather(rows.to(self.cache.index_device), self.ctx.dtype)
         n = len(self.data.train)
         view, sample = rows // n, rows % n
-        dev = self.data.train.x.device
-        view, sample = view.to(dev), sample.to(dev)
-        x = self.data.normalize(self.data.train.x[sample], self.ctx.dtype)
+        dev = self.ctx.device
+        view, sample = view.to(dev), sample.to(self.data.train.y.device)
+        x = self.data.normalize(self.data.train.fetch(sample), self.ctx.dtype)
         v = int(view[0])  # chunks never straddle views (see _build)
         if v == 1:
             x = x.flip(-1)
@@ -81,7 +81,7 @@ class Dropping(Strategy):
                     state = self.chain.run(self._source_states(rows), start_unit, upto)
                     if new is None:
                         new = FeatureCache(rows_total, [tuple(t.shape[1:]) for t in state], self._cache_dtype(),
-                                           self.ctx.device, self.cfg.cache.backend, self._disk_dir(upto))
+                                           self.ctx.device, self._backend(), self._disk_dir(upto))
                     new.write(int(rows[0]), state)
         new.seal()
         if self.cache is not None:
@@ -89,6 +89,11 @@ class Dropping(Strategy):
         self.cache, self.cache_units = new, upto
         log.info("cached the output of %s: %d state(s) x %d rows, %s on %s", self.chain.names[upto - 1],
                  len(new.shapes), rows_total, human_bytes(new.nbytes), new.backend)
+
+    def _backend(self) -> str:
+        # A split streamed from disk (larger than memory) gets its feature cache on disk as well.
+        b = self.cfg.cache.backend
+        return "disk" if b == "auto" and self.data.streaming else b
 
     def _disk_dir(self, upto: int):
         return self.ctx.cache_dir / f"cut{upto}"
@@ -121,7 +126,7 @@ class Dropping(Strategy):
         it (reading their input and running them forward, frozen)? Both are timed on one batch; the read
         of the new cache is timed on a stand-in buffer of its per-sample shape."""
         bs = min(self.ctx.batch_size * self.growth, len(self.data.train))
-        dev = self.cache.index_device if self.cache is not None else self.data.train.x.device
+        dev = self.cache.index_device if self.cache is not None else self.data.train.y.device
         rows = torch.randperm(len(self.data.train), generator=self.ctx.generator(0, 4))[:bs].to(dev)
         units = (self.cache_units, self.n_cut)
 

@@ -14,6 +14,11 @@
   Eq. 4 but 3 under the prefix sum; and it ignores exact zeros that stop Eq. 4.
 - `median_rule`: drop iff median(candidates' P') >= median(P' stored for units dropped before); the
   first drop has no previous median.
+- `learning_started`: a network that has learned nothing scores a train loss of ln K (K classes, a
+  uniform guess); it has started once the epoch's loss is at most `frac` x ln K.
+- `noise_level` / `candidates_at_noise` / `group_cap` (the `noise_level` policy): the P of pure noise
+  over N steps, 1 - 1/sqrt(N); the leading units with P >= that level (the last conv never); and at most
+  ceil(frac x (n - 1)) of the n head units per decision.
 - `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}; an entry
   for epoch 0 cuts before training starts, and a schedule may cut every conv unit (a linear probe).
 - `scores_settled` / `batch_growth`: the paper's future work (Sect. 6), as options: end the warm-up
@@ -93,6 +98,25 @@ def decide(p_head: Sequence[float], dropped_z: Sequence[float], rule: str = "eq4
     if n and median_rule(z[:n], dropped_z):
         return n, z
     return 0, z
+
+
+def learning_started(train_loss: float, num_classes: int, frac: float) -> bool:
+    return math.isfinite(train_loss) and train_loss <= frac * math.log(max(num_classes, 2))
+
+
+def noise_level(steps: int) -> float:
+    return 1.0 - 1.0 / math.sqrt(steps) if steps > 0 else math.inf
+
+
+def candidates_at_noise(p: Sequence[float], level: float) -> int:
+    n = 0
+    while n < len(p) - 1 and p[n] >= level:  # NaN compares False: never a candidate
+        n += 1
+    return n
+
+
+def group_cap(n_head: int, frac: float) -> int:
+    return max(1, math.ceil(frac * (n_head - 1)))
 
 
 def schedule_cut(schedule: Mapping[int, int], epoch: int, n_cut: int, n_conv: int) -> int:
