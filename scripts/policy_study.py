@@ -34,12 +34,18 @@ VARIANTS = {"sgd": ["strategy=sgd"], "paper": ["strategy=dropping"],
             "noise_level": ["strategy=dropping", "strategy.policy=noise_level"]}
 
 
-def run(out: Path, tag: str, overrides: list[str]) -> dict:
+class NotRun(Exception):
+    pass
+
+
+def run(out: Path, tag: str, overrides: list[str], table_only: bool = False) -> dict:
     runs = out / "runs"
     for f in sorted(runs.glob("*.json")) if runs.is_dir() else []:
         r = json.loads(f.read_text())
         if r.get("tag") == tag and r.get("status") == "completed":
             return r
+    if table_only:
+        raise NotRun(tag)
     cmd = [sys.executable, "-m", "fastdrop", "run", *overrides, f"tag={tag}", f"results_dir={out}",
            f"hydra.run.dir={out / 'tmp' / tag}"]
     print("+", " ".join(cmd[3:]), flush=True)
@@ -63,39 +69,52 @@ def main() -> int:
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate the (config, seed) pairs done")
     a = ap.parse_args()
     out = Path(a.out)
-    lines = []
+    lines, missing = [], []
     for seed in a.seeds:
         for name in a.configs:
             base = CONFIGS[name] + COMMON + [f"seed={seed}", f"data.root={a.data_root}"]
-            rows = {v: run(out, f"study-{name}-s{seed}-{v}", base + ov) for v, ov in VARIANTS.items()}
-            sgd = rows["sgd"]
-            w_sgd = run_work(sgd)
-            e = equal_time_epochs(run_work(rows["noise_level"]), w_sgd, sgd["epochs"])
-            ms = sorted({max(1, round(7 * e / sgd["epochs"]))} - {e}) if e > 1 else []
-            eq = run(out, f"study-{name}-s{seed}-equal-work-sgd-e{e}",
-                     base + VARIANTS["sgd"] + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"])
-            for v in ("paper", "noise_level"):
-                r = rows[v]
-                lines.append({"config": name, "seed": seed, "policy": v, "cuts (epoch:units)": cuts(r),
-                              "units": len(r["unit_names"]) - 1,
-                              "dFLOPs_pct (work-predicted)": round(100 * (1 - run_work(r) / w_sgd), 1),
-                              "A": round(r["A"], 2), "A_sgd": round(sgd["A"], 2), "dA": round(r["A"] - sgd["A"], 2),
-                              "equal_work_sgd_epochs": e if v == "noise_level" else None,
-                              "equal_work_sgd_A": round(eq["A"], 2) if v == "noise_level" else None,
-                              "warnings": len(r.get("warnings") or [])})
+            try:
+                lines += study_pair(out, name, seed, base, a.table_only)
+            except NotRun:
+                missing.append(f"{name} seed {seed}")
     df = pd.DataFrame(lines)
+    out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "study.csv", index=False)
     md = ["# Policy study: the paper's rule vs our noise_level policy (issue 10)", "",
           f"Command: `python scripts/policy_study.py --out {a.out} --data-root <data> --seeds "
           f"{' '.join(map(str, a.seeds))}`", "",
           f"Common settings: {' '.join(COMMON)}. ΔFLOPs is the training work (forward + backward MACs) saved "
           "against sgd, a prediction, not a timed ΔT. Equal-work SGD: sgd for the epochs whose work matches the "
-          "noise_level run's (LR milestone scaled alike).", "", df.to_markdown(index=False), ""]
+          "noise_level run's (LR milestone scaled alike).", "", df.to_markdown(index=False), "",
+          "Not run: " + (", ".join(missing) if missing else "none"), ""]
     (out / "README.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0
+
+
+def study_pair(out: Path, name: str, seed: int, base: list[str], table_only: bool) -> list[dict]:
+    lines = []
+    rows = {v: run(out, f"study-{name}-s{seed}-{v}", base + ov, table_only) for v, ov in VARIANTS.items()}
+    sgd = rows["sgd"]
+    w_sgd = run_work(sgd)
+    e = equal_time_epochs(run_work(rows["noise_level"]), w_sgd, sgd["epochs"])
+    ms = sorted({max(1, round(7 * e / sgd["epochs"]))} - {e}) if e > 1 else []
+    eq = run(out, f"study-{name}-s{seed}-equal-work-sgd-e{e}",
+             base + VARIANTS["sgd"] + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
+             table_only)
+    for v in ("paper", "noise_level"):
+        r = rows[v]
+        lines.append({"config": name, "seed": seed, "policy": v, "cuts (epoch:units)": cuts(r),
+                      "units": len(r["unit_names"]) - 1,
+                      "dFLOPs_pct (work-predicted)": round(100 * (1 - run_work(r) / w_sgd), 1),
+                      "A": round(r["A"], 2), "A_sgd": round(sgd["A"], 2), "dA": round(r["A"] - sgd["A"], 2),
+                      "equal_work_sgd_epochs": e if v == "noise_level" else None,
+                      "equal_work_sgd_A": round(eq["A"], 2) if v == "noise_level" else None,
+                      "warnings": len(r.get("warnings") or [])})
+    return lines
 
 
 if __name__ == "__main__":
