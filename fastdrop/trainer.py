@@ -129,7 +129,8 @@ class Trainer:
         else:
             self.chain = chain_of(chain)
             self.model_name = name or default_name(chain, self.chain)
-            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights)}
+            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights,
+                                                                     new_classifier=cfg.model.new_classifier)}
         if cfg.dist.sync_bn and self.world.enabled:
             self.chain = distributed.convert_sync_bn(self.chain)
         torch.manual_seed(cfg.seed + self.world.rank)  # dropout masks per rank (the weights are rank 0's)
