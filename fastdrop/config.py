@@ -23,6 +23,7 @@ class ModelConfig:
     # directory (fastdrop/models/weights.py). None: random initialisation.
     weights: Optional[str] = None
     stem: str = "auto"  # auto | imagenet | small (3x3 stride-1 first conv, no max-pool)
+    new_classifier: bool = False  # start the last Linear layer afresh even when the class counts agree
 
 
 @dataclass

@@ -101,6 +101,10 @@ class Trainer:
             self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
         self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
         self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        if (experiment or "").startswith("paper_") and self.data.name == "mnist_mini":
+            self.warn(f"experiment={experiment} holds the paper's settings for the full dataset; on the bundled 10k "
+                      "MNIST subset they hardly learn in the epochs given (the paper's MNIST lr 0.001): use the "
+                      "offline preset, or data=mnist with the full files")
         for k, counts in self.class_counts.items():
             if sum(c > 0 for c in counts) < 2:
                 self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
@@ -115,7 +119,8 @@ class Trainer:
         else:
             self.chain = chain_of(chain)
             self.model_name = name or default_name(chain, self.chain)
-            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights)}
+            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights,
+                                                             new_classifier=cfg.model.new_classifier)}
         for msg in schedule_warnings(cfg, self.chain.n_conv):
             self.warn(msg)
         if cfg.dist.sync_bn and self.world.enabled:

@@ -54,11 +54,11 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"strategy.cache.dtype must be auto, fp32, fp16, bf16 or fp64 (got {s.cache.dtype!r})")
     if s.schedule is not None:
         try:
-            bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
+            bad = not all(int(k) == k and int(v) == v and k >= 0 and v >= 0 for k, v in dict(s.schedule).items())
         except (TypeError, ValueError):
             bad = True
         if bad:
-            problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
+            problems.append(f"strategy.schedule must map epochs (>= 0) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
                             f"(got {s.schedule})")
     elif s.policy == "schedule" and s.name != "sgd":
         problems.append("strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
