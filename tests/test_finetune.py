@@ -158,7 +158,8 @@ def test_weights_from_an_earlier_run_directory(tmp_path):
     from fastdrop.trainer import Trainer
 
     cfg = compose_config(["model=vgg11", "model.width=0.125", "data.train_subset=128", "data.test_subset=32",
-                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu"])
+                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu",
+                          "checkpoint=keep"])  # the default removes a completed run's checkpoint
     t = Trainer(cfg, tmp_path / "yesterday")
     t.fit()
     chain, info = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}"),

@@ -97,7 +97,8 @@ def read_path(spec: str) -> tuple[dict, Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / CKPT).is_file():
-            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} (not a fastdrop run directory)")
+            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} (not a fastdrop run directory, "
+                              "or a completed run: keep its checkpoint with checkpoint=keep)")
         path = path / CKPT
     if not path.is_file():
         raise WeightsError(f"model.weights={spec}: no such file or directory (expected a torchvision weights "
