@@ -96,10 +96,10 @@ def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
         if epoch >= cfg.epochs:
             out.append(f"strategy.schedule entry {epoch}:{n} has no effect: a cut from the end of epoch {epoch} "
                        f"needs a later epoch (epochs={cfg.epochs})")
-        elif n > n_conv - 1:
+        elif n > n_conv:  # a schedule may cut every conv unit ({0: n_conv} is a linear probe)
             out.append(f"strategy.schedule entry {epoch}:{n} asks for more units than can be cut: the model has "
-                       f"{n_conv} conv units and the last is never cut, so {n_conv - 1} are cut")
+                       f"{n_conv} conv units, so {n_conv} are cut")
         elif n <= most:
             out.append(f"strategy.schedule entry {epoch}:{n} has no effect: {most} units are already cut by then")
-        most = max(most, min(n, n_conv - 1))
+        most = max(most, min(n, n_conv))
     return out
