@@ -8,8 +8,11 @@ rows are named `name`, else `model.name=` from the overrides, else `<class>-<arc
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
+
+import torch
 
 from hydra import compose, initialize_config_dir
 
@@ -18,16 +21,51 @@ from .config import register_configs
 from .data import ImageData
 from .models import chain_of
 from .trainer import Trainer
+from .validate import validate
 
 
 def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = None, name: str | None = None) -> dict:
-    """Train `model` on `data` with Hydra-style overrides, e.g.
-    fit(torchvision.models.resnet18(num_classes=10), data, "strategy=dropping", "epochs=20", name="my-resnet")."""
+    """Train `model` on `data` with Hydra-style overrides and return the result row, e.g.
+    fit(torchvision.models.resnet18(num_classes=10), data, "strategy=dropping", "epochs=20", name="my-resnet").
+
+    Everything is checked before anything is written: the overrides (as on the command line), the data
+    (`ImageData.check`) and that the model takes the images and gives num_classes outputs. The row goes
+    to `<results_dir>/runs/` (override `results_dir=...`; default `results`, as for the CLI); checkpoint
+    and disk cache go to `run_dir`, by default a temporary directory removed when fit returns or fails."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=list(overrides))
-    chain_of(model)  # refuse what cannot be cut before anything else runs
+    validate(cfg)
+    if not isinstance(data, ImageData):
+        raise TypeError(f"data must be a fastdrop.data.ImageData, not {type(data).__name__}")
+    data.check()
+    _check_outputs(chain_of(model), data)  # also refuses what cannot be cut
     if name is None and any(o.startswith("model.name=") for o in overrides):
         name = cfg.model.name
-    run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="fastdrop-"))
-    return Trainer(cfg, run_dir, chain=model, data=data, name=name).fit()
+    temp = run_dir is None
+    run_dir = Path(tempfile.mkdtemp(prefix="fastdrop-")) if temp else Path(run_dir)
+    try:
+        return Trainer(cfg, run_dir, chain=model, data=data, name=name).fit()
+    finally:
+        if temp:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _check_outputs(chain, data: ImageData) -> None:
+    """One test image through the model (eval mode, no grad): it must give [1, num_classes] logits."""
+    p = next(chain.parameters(), None)
+    x = data.normalize(data.test.x[:1].to(p.device if p is not None else "cpu"),
+                       p.dtype if p is not None and p.is_floating_point() else torch.float32)
+    was_training = chain.training
+    chain.eval()
+    try:
+        with torch.no_grad():
+            out = chain(x)
+    except RuntimeError as e:
+        raise ValueError(f"the model cannot take the data's images [C, H, W] = {list(x.shape[1:])}: "
+                         f"{str(e).splitlines()[0]}") from None
+    finally:
+        chain.train(was_training)
+    if out.dim() != 2 or out.shape[1] != data.num_classes:
+        raise ValueError(f"the model gives outputs of shape {list(out.shape)} for one image, but the data has "
+                         f"num_classes={data.num_classes}: its last layer must have {data.num_classes} outputs")

@@ -38,19 +38,34 @@ def _hydra_app(task):
 
 
 def run_task(cfg, run_dir, experiment, multirun):
+    """Train one run. Bad input: one `fastdrop: error:` line, exit 2 (a run rejected before training
+    leaves no directory behind). Divergence: exit 3. Ctrl-C / SIGTERM: one line with the row and the
+    resume command, exit 130 / 143. In a sweep nothing exits: the outcome goes to the sweep summary."""
     from . import distributed
+    from .callbacks import remove_created
+    from .signals import raise_on_sigterm
     from .trainer import Trainer
     from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
+    raise_on_sigterm()
+    trainer = None
     try:
         trainer = Trainer(cfg, run_dir, experiment=experiment)
         row = trainer.fit()
     except USER_ERRORS as e:
-        print(f"fastdrop: error: {e}", file=sys.stderr)
-        if multirun:
-            return None
-        sys.exit(2)
+        print(f"fastdrop: error: {e}", file=sys.stderr, flush=True)
+        if trainer is None and not multirun:
+            remove_created()
+        return _outcome(trainer, "failed", str(e), multirun, 2)
+    except KeyboardInterrupt as e:
+        _stopped(e, trainer, run_dir)
+    except Exception as e:
+        if not multirun:
+            _STATE["task_raised"] = True
+            raise
+        log.exception("job failed")  # the sweep goes on; its summary names this job
+        return _outcome(trainer, "failed", f"{type(e).__name__}: {e}", multirun, 1)
     finally:
         distributed.shutdown()
     if trainer.row_path is None:  # a rank other than 0 under torchrun: rank 0 reports
@@ -62,9 +77,125 @@ def run_task(cfg, run_dir, experiment, multirun):
     log.debug(msg)
     if row["status"] != "completed":
         print(f"fastdrop: {row['status_reason']}", file=sys.stderr)
-        if not multirun:
-            sys.exit(3)
-    return row
+        return _outcome(trainer, row["status"], row["status_reason"], multirun, 3)
+    return _outcome(trainer, "completed", "", multirun, 0)
+
+
+def _outcome(trainer, status: str, reason: str, multirun: bool, code: int) -> dict:
+    if code and not multirun:
+        sys.exit(code)
+    row_path = getattr(trainer, "row_path", None)
+    return {"status": status, "reason": reason, "row": str(row_path) if row_path else None}
+
+
+def _stopped(e: KeyboardInterrupt, trainer, run_dir) -> None:
+    """One line for Ctrl-C / SIGTERM: where the row is and the exact command that resumes the run."""
+    import signal
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from .callbacks import remove_created, resume_command
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    what = f"fastdrop: stopped by {signal.Signals(signum).name}"
+    row_path = getattr(trainer, "row_path", None)
+    if trainer is not None and not trainer.world.is_main:
+        sys.exit(128 + signum)  # rank 0 says it
+    if trainer is None or row_path is None:
+        remove_created()
+        print(f"{what} before training started; nothing was written", file=sys.stderr, flush=True)
+    elif not trainer.history or not (Path(run_dir) / "checkpoint.pt").exists():
+        print(f"{what} before a checkpoint was written; row (status failed): {row_path}; start the run again",
+              file=sys.stderr, flush=True)
+    else:
+        cmd = resume_command(list(HydraConfig.get().overrides.task), run_dir)
+        print(f"{what} after epoch {len(trainer.history)}/{trainer.cfg.epochs}; row (status failed): {row_path}; "
+              f"resume with: {cmd}", file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
+_STATE = {"task_raised": False}
+
+
+def _argv_problem(rest: list[str]) -> str | None:
+    """What Hydra's own argument parser or a `+key` the schema lacks would reject, as one line."""
+    from .config import added_unknown_keys, unknown_key_message
+
+    try:
+        from hydra._internal.utils import get_args_parser
+    except ImportError:  # a Hydra without it: its own messages then
+        return None
+    parser = get_args_parser()
+
+    def error(message):
+        raise ValueError(message)
+
+    parser.error = error
+    try:
+        args = parser.parse_args(rest)
+        groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+        bad = added_unknown_keys(args.overrides, groups)
+    except Exception as e:  # noqa: BLE001 - a parse error of any kind is the user's input
+        return hydra_error_line(e)
+    return unknown_key_message(bad[0]) if bad else None
+
+
+def hydra_error_line(e: BaseException) -> str:
+    """Hydra's multi-line composition errors as one line (options listed inline, no search path)."""
+    import re
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .config import unknown_key_message
+
+    text, cause = str(e), e.__cause__
+    override = getattr(e, "override", None)
+    if override and override not in text:
+        text = f"bad override '{override}': {text}"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m and cause is not None and " not in " in str(cause):
+        return unknown_key_message(m.group(1))
+    if isinstance(cause, OmegaConfBaseException):
+        text += "\n" + str(cause)
+    parts: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Config search path"):
+            break
+        if not line.strip() or re.match(r"\s*(full_key:|object_type=|See https://)", line):
+            continue
+        if line.startswith("\t") and parts and parts[-1].endswith((":", ",")):
+            parts[-1] += (" " if parts[-1].endswith(":") else " ") + line.strip() + ","
+        else:
+            parts.append(line.strip())
+    return "; ".join(p.rstrip(",") for p in parts) or type(e).__name__
+
+
+def _hydra_main(task, name: str, rest: list[str]) -> int:
+    """Run a Hydra app; Hydra's own errors (unknown option or key, bad value) become one
+    `fastdrop: error:` line and exit 2 instead of Hydra's exit 1."""
+    import os
+
+    from .callbacks import STATE
+
+    problem = _argv_problem(rest)
+    if problem:
+        print(f"fastdrop: error: {problem}", file=sys.stderr)
+        return 2
+    sys.argv = [f"{Path(sys.argv[0]).name} {name}"] + rest
+    user_full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing and exiting 1
+    _STATE["task_raised"], STATE.sweep_exit = False, 0
+    try:
+        _hydra_app(task)()
+    except Exception as e:
+        if _STATE["task_raised"] or user_full:
+            raise
+        print(f"fastdrop: error: {hydra_error_line(e)}", file=sys.stderr)
+        return 2
+    finally:
+        if user_full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    return STATE.sweep_exit
 
 
 def _torchrun_overrides(args: list[str]) -> list[str]:
@@ -109,15 +240,11 @@ def main(argv=None):
         except ValueError as e:
             print(f"fastdrop: error: {e}", file=sys.stderr)
             return 2
-        sys.argv = [f"{Path(sys.argv[0]).name} run"] + rest
-        _hydra_app(run_task)()
-        return 0
+        return _hydra_main(run_task, "run", rest)
     if cmd == "bench":
         from .bench import bench_task
 
-        sys.argv = [f"{Path(sys.argv[0]).name} bench"] + rest
-        _hydra_app(bench_task)()
-        return 0
+        return _hydra_main(bench_task, "bench", rest)
     if cmd == "tables":
         from .report import tables_main
 

@@ -36,13 +36,21 @@ def _clean(o):
     return o
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through `write(binary_file)` to a temp file beside `path`, then rename: readers see the old
-    file or the new one, never half of one."""
+    file or the new one, never half of one. The file gets the mode a plain open() would (0666 minus the
+    umask), not mkstemp's 0600, so files in a shared data folder stay readable by the others."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -62,6 +70,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def remove_empty_dirs(*dirs: Path) -> None:
+    """Remove each directory that exists and is empty (in the order given: innermost first)."""
+    for d in dirs:
+        try:
+            Path(d).rmdir()
+        except OSError:
+            pass  # missing, or not empty
 
 
 def write_row(results_dir: str | Path, row: dict) -> Path:

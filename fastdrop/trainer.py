@@ -11,21 +11,19 @@ wrapper over the trained units, collectives for loss, accuracy, T and the cut); 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
-import signal
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from . import distributed
+from . import checkpoint, distributed
+from .checkpoint import CKPT, config_fingerprint  # noqa: F401  (re-exported: tests, callbacks)
 from .data import ImageData, StreamPolicy, load_data
 from .data.subset import class_counts
 from .flops import unit_macs
@@ -35,13 +33,13 @@ from .models.weights import is_torchvision_name
 from .results import atomic_torch_save, write_row
 from .row import build_row
 from .schedule import get_lr
+from .signals import raise_on_sigterm
 from .strategies import STRATEGIES, RunContext
 from .strategies.base import synchronize
-from .validate import USER_ERRORS, ConfigError, validate
+from .validate import USER_ERRORS, ConfigError, schedule_warnings, validate
 
 log = logging.getLogger("fastdrop")
 
-CKPT = "checkpoint.pt"
 # Called as cb(trainer, epoch, record) after each epoch's checkpoint is on disk. Empty in production; the
 # tests put fault injection here (tests/kill_run.py SIGKILLs a real CLI run after a chosen epoch).
 CALLBACKS: list = []
@@ -58,15 +56,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name} asked for, but no CUDA device is available")
     return dev
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    """What must match for a checkpoint to be resumed: everything but the run-control keys."""
-    d = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("resume", "progress", "results_dir", "device"):
-        d.pop(k, None)
-    d["data"].pop("root", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
@@ -114,6 +103,10 @@ class Trainer:
             self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
         self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
         self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
+        if (experiment or "").startswith("paper_") and self.data.name == "mnist_mini":
+            self.warn(f"experiment={experiment} holds the paper's settings for the full dataset; on the bundled 10k "
+                      "MNIST subset they hardly learn in the epochs given (the paper's MNIST lr 0.001): use the "
+                      "offline preset, or data=mnist with the full files")
         for k, counts in self.class_counts.items():
             if sum(c > 0 for c in counts) < 2:
                 self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
@@ -128,7 +121,10 @@ class Trainer:
         else:
             self.chain = chain_of(chain)
             self.model_name = name or default_name(chain, self.chain)
-            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights)}
+            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights,
+                                                             new_classifier=cfg.model.new_classifier)}
+        for msg in schedule_warnings(cfg, self.chain.n_conv):
+            self.warn(msg)
         if cfg.dist.sync_bn and self.world.enabled:
             self.chain = distributed.convert_sync_bn(self.chain)
         torch.manual_seed(cfg.seed + self.world.rank)  # dropout masks per rank (the weights are rank 0's)
@@ -199,6 +195,8 @@ class Trainer:
     # -- checkpoint -------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int) -> None:
         """Rank 0 writes it (the ranks hold the same model); every rank's RNG state goes in."""
+        if self.cfg.checkpoint == "none":
+            return
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
         rng_ranks = distributed.gather(self.world, rng)
@@ -213,6 +211,7 @@ class Trainer:
             "rng_ranks": rng_ranks,
         }
         atomic_torch_save(state, self.run_dir / CKPT)
+        checkpoint.after_save(self.run_dir, self.cfg.checkpoint, epoch)
         distributed.barrier(self.world)  # no rank goes on (or is killed) before the checkpoint is whole
 
     def load_checkpoint(self) -> None:
@@ -225,7 +224,7 @@ class Trainer:
             raise ConfigError(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again") from None
         if state["fingerprint"] != config_fingerprint(self.cfg):
             raise ConfigError(f"checkpoint {path} was written with different overrides; resume with the same "
-                              "overrides as the original run (see its .hydra/overrides.yaml)")
+                              "overrides as the original run (the CLI keeps them in its .hydra/overrides.yaml)")
         if state.get("world_size", 1) != self.world.size:
             raise ConfigError(f"checkpoint {path} was written by {state.get('world_size', 1)} process(es), this run "
                               f"has {self.world.size}: resume with the same number (the training rows are sharded "
@@ -302,7 +301,8 @@ class Trainer:
         if self.cfg.resume:
             self.load_checkpoint()
         status, reason = "completed", ""
-        _terminate_as_exit()
+        log.info("run directory: %s", self.run_dir.resolve())
+        raise_on_sigterm()
         logger = make_logger(self.cfg.logger.name, self.run_dir, self.world.rank)
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
@@ -322,6 +322,10 @@ class Trainer:
         except USER_ERRORS as e:
             status, reason = "failed", str(e)
             raise
+        except KeyboardInterrupt as e:
+            stop = str(e) or "stopped by SIGINT"  # Ctrl-C; SIGTERM raises signals.Stopped, which says so
+            status, reason = "failed", f"{stop} after epoch {len(self.history)}/{self.cfg.epochs}"
+            raise
         except BaseException as e:
             status, reason = "failed", f"{type(e).__name__}: {e}"
             raise
@@ -330,6 +334,8 @@ class Trainer:
             self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
             self.strategy.close()
             logger.close()
+            if self.world.is_main:
+                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status)
         return self.row
 
     # -- the result row ---------------------------------------------------------------------------
@@ -337,16 +343,6 @@ class Trainer:
         return build_row(self, status, reason)
 
 
-def _terminate_as_exit() -> None:
-    """Let SIGTERM (a cluster's time limit, `kill`) unwind like an exception, so the row is still written
-    with status failed; the last checkpoint is already on disk."""
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _progress(cfg, epoch: int, total: int):

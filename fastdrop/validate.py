@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .config import PRECISIONS
+from .config import CHECKPOINTS, PRECISIONS, unknown_key_message, unknown_keys
 from .loggers import LOGGERS
 from .registry import either
 from .data import DataError
@@ -25,7 +25,7 @@ USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError)
 
 
 def validate(cfg: DictConfig) -> None:
-    problems = []
+    problems = [unknown_key_message(k) for k in unknown_keys(cfg)]
     if cfg.epochs <= 0:
         problems.append(f"epochs must be > 0 (got {cfg.epochs})")
     if cfg.batch_size <= 0:
@@ -58,12 +58,19 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"strategy.cache.dtype must be auto, {either(DTYPES)} (got {s.cache.dtype!r})")
     if s.schedule is not None:
         try:
-            bad = not all(int(k) == k and int(v) == v and k >= 1 and v >= 0 for k, v in dict(s.schedule).items())
+            bad = not all(int(k) == k and int(v) == v and k >= 0 and v >= 0 for k, v in dict(s.schedule).items())
         except (TypeError, ValueError):
             bad = True
         if bad:
-            problems.append(f"strategy.schedule must map epochs (>= 1) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
+            problems.append(f"strategy.schedule must map epochs (>= 0) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
                             f"(got {s.schedule})")
+    elif s.policy == "schedule" and cuts:
+        problems.append("strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
+                        "(without one nothing is ever cut)")
+    if cfg.checkpoint not in CHECKPOINTS:
+        problems.append(f"checkpoint must be one of {', '.join(CHECKPOINTS)} (got {cfg.checkpoint!r})")
+    elif cfg.resume and cfg.checkpoint == "none":
+        problems.append("resume=true needs a checkpoint: drop checkpoint=none")
     if s.cache.views < 1:
         problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
     for sub in ("train_subset", "test_subset"):
@@ -79,3 +86,26 @@ def validate(cfg: DictConfig) -> None:
     if problems:
         raise ConfigError("; ".join(problems))
 
+
+def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
+    """Legal `strategy.schedule` settings that do not do what they say (a sweep over policies or models
+    may mean them): each becomes a warning in the log and the row. Call after validate()."""
+    s = cfg.strategy
+    if s.schedule is None:
+        return []
+    if s.name in STRATEGIES and not STRATEGIES[s.name].cuts:
+        return [f"strategy.schedule is ignored: strategy={s.name} never cuts"]
+    if s.policy != "schedule":
+        return [f"strategy.schedule is ignored: strategy.policy is {s.policy} (add strategy.policy=schedule to use it)"]
+    out, most = [], 0
+    for epoch, n in sorted((int(k), int(v)) for k, v in dict(s.schedule).items()):
+        if epoch >= cfg.epochs:
+            out.append(f"strategy.schedule entry {epoch}:{n} has no effect: a cut from the end of epoch {epoch} "
+                       f"needs a later epoch (epochs={cfg.epochs})")
+        elif n > n_conv:  # a schedule may cut every conv unit ({0: n_conv} is a linear probe)
+            out.append(f"strategy.schedule entry {epoch}:{n} asks for more units than can be cut: the model has "
+                       f"{n_conv} conv units, so {n_conv} are cut")
+        elif n <= most:
+            out.append(f"strategy.schedule entry {epoch}:{n} has no effect: {most} units are already cut by then")
+        most = max(most, min(n, n_conv))
+    return out

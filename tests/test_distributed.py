@@ -169,7 +169,7 @@ def test_torchrun_run_killed_after_an_epoch_resumes_to_the_same_weights(ddp, tmp
     assert p.returncode != 0
     assert torch.load(run_dir / CKPT, weights_only=False)["epoch"] == 1
     assert not list((tmp_path / "results" / "runs").glob("*.json"))
-    p = torchrun(tmp_path, f"hydra.run.dir={run_dir}", "resume=true")
+    p = torchrun(tmp_path, f"hydra.run.dir={run_dir}", "resume=true", "checkpoint=keep")  # kept to compare
     assert p.returncode == 0, p.stderr[-3000:]
     got = torch.load(run_dir / CKPT, weights_only=False)
     for k, v in ddp[("dropping", 0)]["model"].items():  # the uninterrupted 2-rank run

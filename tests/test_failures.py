@@ -57,6 +57,8 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
     assert "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("fastdrop: error:")]
     assert len(lines) == 1 and expect in lines[0], p.stderr[-1500:]
+    # rejected before training: neither the run directory Hydra made nor an empty results/ stays
+    assert not (tmp_path / "run").exists() and not (tmp_path / "results").exists()
 
 
 def test_divergence_writes_the_row_and_exits_nonzero(tmp_path):

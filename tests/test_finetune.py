@@ -24,8 +24,9 @@ def toy_data(n=64, size=16, channels=3, classes=10):
 
 
 def quick(tmp_path, *extra):
+    schedule = [] if any(e.startswith("strategy.schedule=") for e in extra) else ["strategy.schedule={1:3}"]
     return ["progress=false", f"results_dir={tmp_path}/results", "epochs=2", "batch_size=32", "device=cpu",
-            "strategy.policy=schedule", "strategy.schedule={1:3}", *extra]
+            "strategy.policy=schedule", *schedule, *extra]
 
 
 # ---------------------------------------------------------------------------------------- networks
@@ -157,7 +158,8 @@ def test_weights_from_an_earlier_run_directory(tmp_path):
     from fastdrop.trainer import Trainer
 
     cfg = compose_config(["model=vgg11", "model.width=0.125", "data.train_subset=128", "data.test_subset=32",
-                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu"])
+                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu",
+                          "checkpoint=keep"])  # the default removes a completed run's checkpoint
     t = Trainer(cfg, tmp_path / "yesterday")
     t.fit()
     chain, info = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}"),
@@ -168,6 +170,9 @@ def test_weights_from_an_earlier_run_directory(tmp_path):
     _, info5 = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}"),
                      5, 1, 28)
     assert info5["classifier"].startswith("replaced: 10 classes in the weights, 5")
+    _, same = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}",
+                              "model.new_classifier=true"), 10, 1, 28)
+    assert same["classifier"].startswith("replaced: 10 classes in the weights, model.new_classifier")
     with pytest.raises(WeightsError, match=r"units.0.body.0.weight has shape \[8, 1, 3, 3\] in the file but \[16, 1"):
         build(model_cfg("model=vgg11", "model.width=0.25", f"model.weights={tmp_path / 'yesterday'}"), 10, 1, 28)
 
@@ -191,3 +196,13 @@ def test_state_dict_files_load_exactly_or_name_the_problem(tmp_path):
             build(model_cfg(f"model.weights={tmp_path / name}", "model.stem=imagenet", "model.width=1.0"), 10, 3, 32)
     with pytest.raises(WeightsError, match=r"conv1.weight has shape \[64, 3, 7, 7\] in the file but \[64, 3, 3, 3\]"):
         build(model_cfg(f"model.weights={good}", "model.width=1.0"), 10, 3, 32)  # auto stem at 32 px: small
+
+
+def test_linear_probe_schedule_cuts_every_conv_unit_before_training(tmp_path):
+    """strategy.schedule={0: n}: every conv unit cut (and cached) before epoch 1, only the classifier trains."""
+    torch.manual_seed(0)
+    row = fit(TwoConvNet(), toy_data(size=8), "strategy=dropping", *quick(tmp_path, "strategy.schedule={0:99}"),
+              run_dir=tmp_path / "run")
+    h = row["history"]
+    assert [e["dropped_units"] for e in h] == [["a", "b"], ["a", "b"]] and h[0]["cache_time_s"] > 0
+    assert h[0]["trained_params"] == 8 * 10 + 10 and h[0]["fwd_macs_per_sample"] < row["fwd_macs_full_per_sample"]

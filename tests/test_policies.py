@@ -111,3 +111,15 @@ def test_paper_rule_cut_before_learning_warns_and_block_waits():
     off = make_policy(cfg(policy="learn_and_drop", warmup=0, guard="off"))
     assert off.decide(obs(1, lead, loss=2.25)).warning is None
     assert warn.decide(obs(2, [0.9, 0.1, 0.1, 0.1, 0.1, 0.1], n_cut=2, loss=0.5)).warning is None
+
+
+def test_decision_figure_draws_only_runs_with_decisions(tmp_path):
+    from fastdrop.report.decisions import decision_figure
+
+    hist = [{"epoch": e, "scores": {"conv1": 0.8, "conv2": 0.85}, "scores_std": {"conv1": -1.0, "conv2": 1.0},
+             "decision": d, "decision_reason": r, "level": 0.84, "Md": None}
+            for e, d, r in [(1, "wait", "warm-up"), (2, "cut", "cut conv1 (P >= noise level 0.840)"), (3, "keep", "x")]]
+    run = {"history": hist, "unit_names": ["conv1", "conv2", "fc"]}
+    assert decision_figure(run, "t", tmp_path / "d.png") and (tmp_path / "d.png").stat().st_size > 10_000
+    sgd = {"history": [{k: v for k, v in h.items() if k != "decision"} for h in hist], "unit_names": ["conv1"]}
+    assert not decision_figure(sgd, "t", tmp_path / "none.png") and not (tmp_path / "none.png").exists()

@@ -154,7 +154,8 @@ def test_schedule_cut():
     assert schedule_cut(s, 2, 0, 8) == 3
     assert schedule_cut(s, 3, 3, 8) == 3
     assert schedule_cut(s, 4, 3, 8) == 6
-    assert schedule_cut({1: 99}, 1, 0, 8) == 7      # never the last conv unit
+    assert schedule_cut({1: 99}, 1, 0, 8) == 8      # at most every conv unit (a linear probe)
+    assert schedule_cut({0: 8}, 0, 0, 8) == 8       # epoch 0: before training starts
     assert schedule_cut({5: 1}, 5, 3, 8) == 3       # never un-cuts
 
 

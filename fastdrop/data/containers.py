@@ -2,7 +2,7 @@
 on-device normalisation and augmentation (random crop + flip) that training applies to each batch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -59,6 +59,35 @@ class ImageData:
     classes: tuple | None = None
     _stats: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Reject what would train silently wrong or fail deep inside torch: images must be uint8
+        [N, C, H, W] (0..255; float images are not rescaled guesses), labels integers in
+        [0, num_classes) (any integer dtype; stored as int64), one label per image, the same C, H, W in
+        both splits and one mean/std per channel. Raises ValueError naming the problem and the fix."""
+        if not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise ValueError(f"ImageData {self.name!r}: num_classes must be an int >= 2 (got {self.num_classes!r})")
+        for k in ("train", "test"):
+            split = getattr(self, k)
+            if not (isinstance(split, Split) or getattr(split, "streaming", False)):
+                raise ValueError(f"ImageData {self.name!r}: {k} must be a Split(x, y), not {type(split).__name__}")
+            if not split.streaming:  # a streamed split is a uint8 file by construction
+                _checked_images(split.x, f"{k}.x")
+            n = len(split.rows) if split.streaming else len(split.x)
+            y = _checked_labels(split.y, n, self.num_classes, f"{k}.y")
+            if y is not split.y:
+                split = replace(split, y=y) if isinstance(split, Split) else split._with(split.rows, y, split.device)
+                setattr(self, k, split)
+        shapes = {k: tuple(getattr(self, k).image_shape) for k in ("train", "test")}
+        if shapes["train"] != shapes["test"]:
+            raise ValueError(f"ImageData {self.name!r}: train and test images differ in [C, H, W]: {shapes}")
+        c = shapes["train"][0]
+        if len(self.mean) != c or len(self.std) != c or any(v <= 0 for v in self.std):
+            raise ValueError(f"ImageData {self.name!r}: mean and std need one value per channel ({c}) and std > 0 "
+                             f"(got mean {tuple(self.mean)}, std {tuple(self.std)})")
+
     @property
     def in_channels(self) -> int:
         return self.train.image_shape[0]
@@ -100,3 +129,31 @@ class ImageData:
             f = torch.rand(b, device=x.device, generator=gen) < 0.5
             out = torch.where(f[:, None, None, None], out.flip(-1), out)
         return out
+
+
+def _checked_images(x, what: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor (torch.from_numpy(array) for numpy), not {type(x).__name__}")
+    if x.dim() != 4 or len(x) == 0:
+        raise ValueError(f"{what} must be a non-empty 4-D tensor [N, C, H, W] (got shape {list(x.shape)}; "
+                         "for [N, H, W, C] use x.permute(0, 3, 1, 2), for [N, H, W] x.unsqueeze(1))")
+    if x.dtype != torch.uint8:
+        lo, hi = x.min().item(), x.max().item()
+        how = "(x * 255).round().clamp(0, 255).to(torch.uint8)" if x.is_floating_point() and hi <= 1 else \
+            "x.round().clamp(0, 255).to(torch.uint8)" if x.is_floating_point() else "x.clamp(0, 255).to(torch.uint8)"
+        raise ValueError(f"{what} must be uint8 images in 0..255 (got {x.dtype} with values in [{lo:g}, {hi:g}]); "
+                         f"convert with {how}")
+
+
+def _checked_labels(y, n: int, num_classes: int, what: str) -> torch.Tensor:
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor of class indices, not {type(y).__name__}")
+    if y.dim() != 1 or len(y) != n:
+        raise ValueError(f"{what} must be 1-D with one label per image (got shape {list(y.shape)} for {n} images)")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"{what} must hold integer class indices (got {y.dtype}); convert with y.long()")
+    lo, hi = y.min().item(), y.max().item()
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"{what} must lie in [0, num_classes) = [0, {num_classes}) (got labels in [{lo}, {hi}]); "
+                         "set num_classes or renumber the labels")
+    return y if y.dtype == torch.int64 else y.long()

@@ -37,7 +37,8 @@ def build(model_cfg, num_classes: int, in_channels: int, image_size: int) -> tup
     small = resolve_stem(model_cfg.stem, model_cfg.weights, image_size)
     module = build_torchvision(model_cfg.name, num_classes, in_channels, image_size, model_cfg.width, small)
     chain = MODELS.attr(model_cfg.name, "to_chain", chain_of)(module)
-    info = apply_weights(module, chain, model_cfg.weights, model_cfg.name, model_cfg.width, in_channels)
+    info = apply_weights(module, chain, model_cfg.weights, model_cfg.name, model_cfg.width, in_channels,
+                         model_cfg.new_classifier)
     return chain, {"stem": "small" if small else "imagenet", **info}
 
 

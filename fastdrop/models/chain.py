@@ -69,12 +69,20 @@ class Chain(nn.Module):
 _HEAD_START = (nn.Flatten, nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
+def _starts_head(m: nn.Module) -> bool:
+    """A classifier starts here: a Flatten, Linear or adaptive pool, or an nn.Sequential whose first
+    layer does (such as Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(c, k)))."""
+    if isinstance(m, _HEAD_START):
+        return True
+    return isinstance(m, nn.Sequential) and len(m) > 0 and _starts_head(m[0])
+
+
 def as_chain(model: nn.Module, names: Sequence[str] | None = None) -> Chain:
     """Make a user's `nn.Sequential` of conv blocks into a chain (the fine-tuning use case).
 
     Each child that contains a convolution starts a new unit; children without one (pooling, dropout)
     join the unit before them; the classifier starts at the first Flatten, Linear or adaptive pool after
-    the last convolution.
+    the last convolution, or at the first nn.Sequential there that starts with one.
     """
     if isinstance(model, Chain):
         return model
@@ -100,10 +108,13 @@ def as_chain(model: nn.Module, names: Sequence[str] | None = None) -> Chain:
     # BN, ReLU and pooling right after that convolution stay in its unit (as in vgg_chain).
     last = groups[-1]
     k = max(i for i, m in enumerate(last) if has_conv(m))
-    cut = next((i for i in range(k + 1, len(last)) if isinstance(last[i], _HEAD_START)), None)
+    cut = next((i for i in range(k + 1, len(last)) if _starts_head(last[i])), None)
     if cut is None:
-        raise ValueError("the Sequential has no classifier after its last convolution (expected a Flatten, "
-                         "Linear or adaptive pool to start it)")
+        after = ", ".join(type(m).__name__ for m in last[k + 1:]) or "nothing"
+        raise ValueError("the Sequential has no classifier after its last convolution: expected a later child "
+                         "that is a Flatten, Linear, AdaptiveAvgPool2d or AdaptiveMaxPool2d, or an nn.Sequential "
+                         "starting with one (the child holding the last conv must not also hold the classifier); "
+                         f"after the last conv block come: {after}")
     groups[-1], tail = last[:cut], last[cut:]
     units = [SeqUnit(*g) for g in groups] + [SeqUnit(*tail)]
     names = list(names) if names else [f"conv{i}" for i in range(len(groups))] + ["classifier"]

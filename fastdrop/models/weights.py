@@ -9,8 +9,9 @@ yesterday's model retrained on today's data. A state_dict may be keyed like the 
 (`layer1.0.conv1.weight`) or like fastdrop's chain (`units.3.conv.weight`, what checkpoints hold).
 
 Everything must load exactly: a missing or unexpected key or a different shape names the first one.
-The one exception is the classifier's last Linear layer when the class count differs: it keeps its
-fresh initialisation, and the log and the row say so. `num_batches_tracked` counters may be absent
+The one exception is the classifier's last Linear layer when the class count differs (or when
+`model.new_classifier=true`: other classes, same count): it keeps its fresh initialisation, and the log
+and the row say so. `num_batches_tracked` counters may be absent
 (older torchvision files lack them; they only matter for BN momentum=None).
 
 `model.stem`: `small` is the 3x3 stride-1 first conv without max-pool (ResNet) / ceil-mode pools and a
@@ -98,7 +99,8 @@ def read_path(spec: str) -> tuple[dict, Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / CKPT).is_file():
-            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} (not a fastdrop run directory)")
+            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} (not a fastdrop run directory, "
+                              "or a completed run: keep its checkpoint with checkpoint=keep)")
         path = path / CKPT
     if not path.is_file():
         raise WeightsError(f"model.weights={spec}: no such file or directory (expected a torchvision weights "
@@ -133,18 +135,20 @@ def _last_linear(module: nn.Module) -> str | None:
     return names[-1] if names else None
 
 
-def load_exactly(module: nn.Module, chain: nn.Module, sd: dict, source: str) -> str:
-    """Load `sd` into the module (or the chain, for chain-keyed files); returns the classifier's fate."""
+def load_exactly(module: nn.Module, chain: nn.Module, sd: dict, source: str, new_classifier: bool = False) -> str:
+    """Load `sd` into the module (or the chain, for chain-keyed files); returns the classifier's fate.
+    `new_classifier`: keep the fresh last Linear layer even when the class counts agree (other classes)."""
     target = chain if any(k.startswith("units.") for k in sd) else module
     want = target.state_dict()
     sd = dict(sd)
     fc, classifier = _last_linear(target), "loaded"
     if fc and f"{fc}.weight" in sd and f"{fc}.weight" in want:
         got_w, want_w = sd[f"{fc}.weight"].shape, want[f"{fc}.weight"].shape
-        if got_w[0] != want_w[0] and got_w[1:] == want_w[1:]:
+        if (got_w[0] != want_w[0] or new_classifier) and got_w[1:] == want_w[1:]:
             sd.pop(f"{fc}.weight")
             sd.pop(f"{fc}.bias", None)
-            classifier = f"replaced: {got_w[0]} classes in the weights, {want_w[0]} in the data (newly initialised)"
+            why = "model.new_classifier" if got_w[0] == want_w[0] else f"{want_w[0]} in the data"
+            classifier = f"replaced: {got_w[0]} classes in the weights, {why} (newly initialised)"
             log.info("weights %s: classifier %s %s", source, fc, classifier)
     skippable = {f"{fc}.weight", f"{fc}.bias"} if classifier != "loaded" else set()
     for k, v in want.items():
@@ -163,7 +167,7 @@ def load_exactly(module: nn.Module, chain: nn.Module, sd: dict, source: str) -> 
 
 
 def apply_weights(module: nn.Module, chain: nn.Module, spec: str | None, model_name: str | None = None,
-                  width: float = 1.0, in_channels: int = 3) -> dict:
+                  width: float = 1.0, in_channels: int = 3, new_classifier: bool = False) -> dict:
     """Load `spec` (see the module docstring) into module/chain; the row's record of where they came from."""
     if not spec:
         return {"weights": None, "weights_file": None, "weights_sha256": None, "classifier": None}
@@ -174,6 +178,6 @@ def apply_weights(module: nn.Module, chain: nn.Module, spec: str | None, model_n
         sd, path = fetch(model_name, spec, width, in_channels)
     else:
         sd, path = read_path(spec)
-    classifier = load_exactly(module, chain, sd, str(path))
+    classifier = load_exactly(module, chain, sd, str(path), new_classifier)
     log.info("loaded weights %s from %s", spec, path)
     return {"weights": spec, "weights_file": str(path), "weights_sha256": sha256(path), "classifier": classifier}

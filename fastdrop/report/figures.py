@@ -10,7 +10,9 @@ from typing import Optional
 import pandas as pd
 
 from .common import FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, strategies, style
+from .decisions import decision_figure
 from .rows import load_rows
+from ..strategies import STRATEGIES
 
 def _slug(x) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", str(x)).strip("-")
@@ -189,6 +191,13 @@ def draw_figures(k: dict, runs: dict, primary, out_dir) -> list[Path]:
                                   ("fwd_macs_per_sample", "forward work per sample (MMAC)", 1e-6)],
                         "Fig. 6 - trained parameters and forward MMAC per epoch", p):
         written.append(p)
+    for s in runs:  # every cutting strategy makes the same decisions: one figure per group
+        if s in STRATEGIES and STRATEGIES[s].cuts:
+            p = out / f"fig_decisions_{stem}.png"
+            if decision_figure(runs[s], f"Decisions - {_identity(k, runs)} - {label(s)} run "
+                               f"(policy {runs[s].get('policy')})", p):
+                written.append(p)
+            break
     return written
 
 
@@ -197,8 +206,9 @@ def write_figures(results_dir, out_dir, run_ids: Optional[list[str]] = None) -> 
     written = []
     for k, runs, primary in figure_groups(df, warnings, run_ids):
         files = draw_figures(k, runs, primary, out_dir)
-        if len(files) < 4:
-            warnings.append(f"{_identity(k, runs)}: {4 - len(files)} of 4 figures had no data to draw")
+        n_paper = sum(not f.name.startswith("fig_decisions") for f in files)
+        if n_paper < 4:
+            warnings.append(f"{_identity(k, runs)}: {4 - n_paper} of 4 figures had no data to draw")
         written += files
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "warnings.txt").write_text("".join(w + "\n" for w in warnings), encoding="utf-8")

@@ -25,6 +25,7 @@ import time
 import torch
 
 from ..registry import STRATEGIES
+from ..results import remove_empty_dirs
 from .base import Strategy, synchronize
 from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
 
@@ -210,3 +211,5 @@ class Dropping(Strategy):
         if self.cache is not None:
             self.cache.close()
             self.cache = None
+        # a disk cache leaves its (now empty) folders behind otherwise
+        remove_empty_dirs(self.ctx.cache_dir, self.ctx.run_dir / "feature_cache")

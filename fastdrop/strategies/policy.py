@@ -19,7 +19,8 @@
 - `noise_level` / `candidates_at_noise` / `group_cap` (the `noise_level` policy): the P of pure noise
   over N steps, 1 - 1/sqrt(N); the leading units with P >= that level (the last conv never); and at most
   ceil(frac x (n - 1)) of the n head units per decision.
-- `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}.
+- `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}; an entry
+  for epoch 0 cuts before training starts, and a schedule may cut every conv unit (a linear probe).
 - `scores_settled` / `batch_growth`: the paper's future work (Sect. 6), as options: end the warm-up
   once no unit's score moves by more than a tolerance between two epochs, and grow the batch as the
   head gets cheaper (by the ratio of full to head training work, in powers of two, up to a cap).
@@ -119,12 +120,12 @@ def group_cap(n_head: int, frac: float) -> int:
 
 
 def schedule_cut(schedule: Mapping[int, int], epoch: int, n_cut: int, n_conv: int) -> int:
-    """Units cut from the end of `epoch` on: the schedule's entry if it asks for more than already cut,
-    never the last conv unit."""
+    """Units cut from the end of `epoch` on (epoch 0: before training starts): the schedule's entry if it
+    asks for more than already cut, at most every conv unit ({0: n_conv} is a linear probe)."""
     want = schedule.get(epoch)
     if want is None:
         return n_cut
-    return max(n_cut, min(int(want), n_conv - 1))
+    return max(n_cut, min(int(want), n_conv))
 
 
 def scores_settled(prev: Sequence[float] | None, cur: Sequence[float], tol: float) -> bool:

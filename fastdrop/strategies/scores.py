@@ -21,13 +21,15 @@ class ScoreAccumulator:
         self.steps = 0
 
     def reset(self):
+        if not self.weights:  # every conv unit cut (a linear probe): nothing to score; foreach ops refuse []
+            return
         torch._foreach_zero_(self.S)
         torch._foreach_zero_(self.A)
         self.steps = 0
 
     def accumulate(self):
         grads = [w.grad for w in self.weights]
-        if any(g is None for g in grads):
+        if not grads or any(g is None for g in grads):
             return
         torch._foreach_add_(self.S, grads)
         torch._foreach_add_(self.A, torch._foreach_abs(grads))

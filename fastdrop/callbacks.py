@@ -1,0 +1,166 @@
+"""Hydra callbacks of `fastdrop run` (registered in conf/config.yaml under hydra.callbacks).
+
+- Before a single run, Hydra creates the run directory and writes its .hydra/ files; `on_run_start`
+  comes first, so a run that can be rejected from its config alone (unknown key, bad value, a resume
+  that cannot continue) is rejected there and changes nothing on disk. It also notes which
+  directories the run is about to create, so a run rejected later (missing data) can remove them.
+- In a sweep every job writes `fastdrop-job.json` (its overrides and outcome) into its own directory
+  (`on_job_end`, which runs where the job runs, also on a Slurm node); `on_multirun_end` reads them
+  back and prints one summary, and the command exits 1 if any job did not complete.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from .config import unknown_key_message, unknown_keys
+
+JOB_FILE = "fastdrop-job.json"
+
+
+class _State:
+    """What the callbacks tell the command around them (same process)."""
+    run_top: Path | None = None      # the highest directory a single run is about to create for itself
+    results_top: Path | None = None  # ... and for its results (kept if anything was written there)
+    sweep_exit: int = 0        # exit code of the last sweep
+
+
+STATE = _State()
+
+
+def reject(msg: str, code: int = 2):
+    print(f"fastdrop: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The config the task sees: `cfg` without its hydra node."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+def resume_command(overrides: list[str], run_dir: str | Path) -> str:
+    """The exact command that continues the run in `run_dir`."""
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("resume", "hydra.run.dir")]
+    return shlex.join(["fastdrop", "run", *keep, "resume=true", f"hydra.run.dir={Path(run_dir).resolve()}"])
+
+
+def _missing_top(path: Path) -> Path | None:
+    """The highest ancestor of `path` (itself included) that does not exist yet."""
+    path, top = path.resolve(), None
+    while not path.exists():
+        top, path = path, path.parent
+    return top
+
+
+def remove_created() -> None:
+    """Remove what a rejected single run created: its run directory (only Hydra's files are in it yet)
+    and result folders it made that hold no file."""
+    top, STATE.run_top = STATE.run_top, None
+    if top is not None:
+        shutil.rmtree(top, ignore_errors=True)
+    top, STATE.results_top = STATE.results_top, None
+    if top is not None and top.is_dir() and not any(p.is_file() for p in top.rglob("*")):
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def check_resume(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse `resume=true` before anything in `run_dir` is touched."""
+    from .checkpoint import CKPT, config_fingerprint, read_fingerprint
+
+    path = run_dir / CKPT
+    if not path.exists():
+        reject(f"resume=true but {path} does not exist (a completed run keeps no checkpoint unless "
+               "checkpoint=keep); pass hydra.run.dir=<the directory of the interrupted run>")
+    try:
+        fingerprint = read_fingerprint(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
+        reject(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again")
+    if fingerprint != config_fingerprint(cfg):
+        try:
+            original = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+            hint = f"resume with the original overrides: {resume_command(list(original), run_dir)}"
+        except OSError:
+            hint = "resume with the same overrides as the original run"
+        reject(f"checkpoint {path} was written with different overrides; {hint}")
+
+
+def _record(job_return, cfg: DictConfig) -> dict:
+    value = job_return._return_value
+    if job_return.status.name != "COMPLETED":
+        return {"status": "failed", "reason": f"{type(value).__name__}: {value}"}
+    if isinstance(value, dict) and "status" in value:
+        return {k: value[k] for k in ("status", "reason", "row") if k in value}
+    return {"status": "completed"}
+
+
+class FastdropCallback(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from .validate import USER_ERRORS, validate
+
+        cfg = task_config(config)
+        try:
+            validate(cfg)  # unknown keys (added with +) included
+        except USER_ERRORS as e:
+            reject(str(e))
+        run_dir = Path(config.hydra.run.dir)
+        if cfg.resume:
+            check_resume(cfg, run_dir)
+        STATE.run_top, STATE.results_top = _missing_top(run_dir), _missing_top(Path(cfg.results_dir) / "runs")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+        bad = unknown_keys(task_config(config))
+        if bad:
+            reject(unknown_key_message(bad[0]))
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs: Any) -> None:
+        if HydraConfig.get().mode.name != "MULTIRUN":
+            return
+        rec = {"overrides": list(job_return.overrides or []), **_record(job_return, config)}
+        out = Path(config.hydra.runtime.output_dir) / JOB_FILE
+        try:
+            out.write_text(json.dumps(rec, default=str) + "\n")
+        except OSError as e:
+            print(f"fastdrop: cannot record the job's outcome in {out}: {e}", file=sys.stderr)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        lines, code = sweep_summary(Path(config.hydra.sweep.dir), getattr(self, "started", 0.0))
+        STATE.sweep_exit = code
+        stream = sys.stdout if code == 0 else sys.stderr
+        print("\n".join(lines), file=stream, flush=True)
+
+
+def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:
+    """One line `fastdrop: sweep: N jobs: a completed, b failed, c diverged`, then one line per job that
+    did not complete with the overrides that set it apart; exit code 1 if there is such a job. A job that started (Hydra
+    wrote its .hydra/overrides.yaml) but left no outcome (killed) counts as failed."""
+    jobs: dict[Path, dict] = {}
+    for f in sweep_dir.rglob(".hydra/overrides.yaml"):
+        if f.stat().st_mtime >= since - 1:
+            jobs[f.parent.parent] = {"overrides": list(OmegaConf.load(f)), "status": "failed",
+                                     "reason": "the job left no outcome (killed?)"}
+    for f in sweep_dir.rglob(JOB_FILE):
+        if f.stat().st_mtime >= since - 1:
+            try:
+                jobs[f.parent] = json.loads(f.read_text())
+            except (OSError, ValueError):
+                pass
+    counts = {s: sum(j["status"] == s for j in jobs.values()) for s in ("completed", "failed", "diverged")}
+    lines = [f"fastdrop: sweep: {len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+             + f" ({sweep_dir})"]
+    # name each job by what the sweep varied, not by the overrides all its jobs share
+    common = set.intersection(*(set(j["overrides"]) for j in jobs.values())) if len(jobs) > 1 else set()
+    for d, j in sorted(jobs.items()):
+        if j["status"] != "completed":
+            own = " ".join(o for o in j["overrides"] if o not in common) or "(no overrides)"
+            lines.append(f"fastdrop: {j['status']}: {own}: {j.get('reason', '')} ({d})")
+    return lines, int(len(jobs) == 0 or counts["completed"] < len(jobs))

@@ -1,0 +1,58 @@
+"""Checkpoints in the run directory and the `checkpoint` policy that says which of them stay.
+
+`checkpoint.pt` is rewritten atomically after every epoch, so `resume=true` continues a killed run
+exactly. What stays once the run has ended:
+- `last` (default): the checkpoint is removed when the run completes (an interrupted, failed or
+  diverged run keeps it, to resume or inspect);
+- `keep`: it stays (the final weights);
+- `every`: it stays, and so does one `checkpoint-epoch<N>.pt` per epoch (hard links where possible);
+- `none`: no checkpoint is written, so the run cannot be resumed.
+A checkpoint only resumes a run whose config has the same fingerprint (everything but run-control keys).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CKPT = "checkpoint.pt"
+RUN_CONTROL_KEYS = ("resume", "progress", "results_dir", "device", "checkpoint")
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """What must match for a checkpoint to be resumed: everything but the run-control keys."""
+    d = OmegaConf.to_container(cfg, resolve=True)
+    d.pop("hydra", None)
+    for k in RUN_CONTROL_KEYS:
+        d.pop(k, None)
+    d["data"].pop("root", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_fingerprint(path: Path) -> str:
+    """The fingerprint stored in a checkpoint (memory-mapped: the weights are not read)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)["fingerprint"]
+
+
+def after_save(run_dir: Path, policy: str, epoch: int) -> None:
+    """Called once `checkpoint.pt` of `epoch` is on disk: keep a copy per epoch under `every`."""
+    if policy != "every":
+        return
+    src, dst = run_dir / CKPT, run_dir / f"checkpoint-epoch{epoch}.pt"
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)  # the next save replaces checkpoint.pt by a new file, so the link keeps this one
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def at_end(run_dir: Path, policy: str, status: str) -> None:
+    """Apply the policy once the run has ended with `status`."""
+    if policy == "last" and status == "completed":
+        (run_dir / CKPT).unlink(missing_ok=True)

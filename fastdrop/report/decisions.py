@@ -1,0 +1,61 @@
+"""The decision figure: why a run cut where it did. Per epoch, the standardised score P'_l of every
+unit still trained (Eq. 3, the scale the paper's rule decides on), the stored median Md of the units
+dropped before (the median rule's bar) and, for our noise_level policy, where each unit's raw P stood
+against the noise level 1 - 1/sqrt(steps); cut epochs are marked with what was cut. README: "Reading
+the decision figure"."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def decision_figure(run: dict, title: str, path: Path) -> bool:
+    from .figures import _new_figure  # one figure style for the report
+
+    hist = run.get("history") or []
+    if not any(h.get("decision") for h in hist):
+        return False
+    names = [u for u in (run.get("unit_names") or []) if any(u in (h.get("scores_std") or {}) for h in hist)]
+    noise = any(_finite(h.get("level")) for h in hist)
+    fig, axes = _new_figure(2 if noise else 1)
+    ax = axes[0]
+    import matplotlib
+
+    cmap = matplotlib.colormaps["plasma"]
+    for i, u in enumerate(names):
+        pts = [(h["epoch"], h["scores_std"][u]) for h in hist if _finite((h.get("scores_std") or {}).get(u))]
+        if pts:
+            ax.plot(*zip(*pts), color=cmap(0.78 * i / max(len(names) - 1, 1)), lw=1.2, marker="o", ms=3, label=u)
+    md = [(h["epoch"], h["Md"]) for h in hist if _finite(h.get("Md"))]
+    if md:
+        ax.step(*zip(*md), where="mid", color="black", lw=2, ls="--", label="Md (median rule's bar)")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("standardised score P' (Eq. 3) of the units still trained")
+    if noise:
+        ax2 = axes[1]
+        for i, u in enumerate(names):
+            pts = [(h["epoch"], h["scores"][u]) for h in hist if _finite((h.get("scores") or {}).get(u))]
+            if pts:
+                ax2.plot(*zip(*pts), color=cmap(0.78 * i / max(len(names) - 1, 1)), lw=1.2, marker="o", ms=3)
+        lv = [(h["epoch"], h["level"]) for h in hist if _finite(h.get("level"))]
+        ax2.plot(*zip(*lv), color="black", lw=2, ls="--", label="noise level 1 - 1/sqrt(steps)")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("raw score P (Eq. 2)")
+        ax2.legend(fontsize=8, loc="best")
+    for a in axes:
+        for h in hist:
+            if h.get("decision") == "cut":
+                a.axvline(h["epoch"], color="red", alpha=0.5, lw=1.5)
+                a.annotate(h["decision_reason"].split(" (")[0], (h["epoch"], 1.0), xycoords=("data", "axes fraction"),
+                           rotation=90, va="top", ha="right", fontsize=7, color="red")
+    ax.legend(fontsize=7, loc="lower left", ncols=2)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, 90)) + "\nred lines: cuts (at the end of the epoch)", fontsize=9)
+    fig.savefig(path, dpi=110)
+    return True
