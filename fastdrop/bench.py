@@ -28,6 +28,7 @@ from tabulate import tabulate
 
 from .bench_scoring import scoring_cost
 from .results import atomic_write_text
+from .strategies import STRATEGIES, baseline
 from .strategies.policy import backward_work
 from .trainer import USER_ERRORS, Trainer
 
@@ -71,10 +72,11 @@ def equal_time_epochs(t_variant: float, t_sgd: float, epochs: int) -> int:
 
 
 def variant_overrides(variant: str) -> list[str]:
-    """'dropping:noise_level' -> strategy=dropping strategy.policy=noise_level; sgd runs without scores."""
+    """'dropping:noise_level' -> strategy=dropping strategy.policy=noise_level; a strategy that never cuts
+    (the sgd baseline) runs without scores, so the baseline is the fastest plain SGD."""
     strategy, _, pol = variant.partition(":")
     ov = [f"strategy={strategy}"] + ([f"strategy.policy={pol}"] if pol else [])
-    return ov + (["strategy.scores=false"] if strategy == "sgd" else [])
+    return ov + (["strategy.scores=false"] if strategy in STRATEGIES and not STRATEGIES[strategy].cuts else [])
 
 
 def _spread(values: list[float], nd: int = 1) -> str:
@@ -84,7 +86,7 @@ def _spread(values: list[float], nd: int = 1) -> str:
 def summarise(runs: dict[str, list[dict]], equal_time: dict[str, dict], max_drift: float,
               target_drop: float) -> list[dict]:
     """One line per variant from its repeats (runs[v][i] is repeat i)."""
-    sgd = runs["sgd"]
+    sgd = runs[baseline()]
     t_sgd = statistics.median(r["train_time_s"] for r in sgd)
     w_sgd = run_work(sgd[0])
     target = statistics.median(r["A"] for r in sgd) - target_drop
@@ -92,7 +94,7 @@ def summarise(runs: dict[str, list[dict]], equal_time: dict[str, dict], max_drif
     for v, rows in runs.items():
         T = [r["train_time_s"] for r in rows]
         ratios = [identical_work_ratio(r, b) for r, b in zip(rows, sgd)]
-        ratio = statistics.median(x for x in ratios if x is not None) if v != "sgd" else 1.0
+        ratio = statistics.median(x for x in ratios if x is not None) if v != baseline() else 1.0
         valid = abs(ratio - 1) <= max_drift
         meas = (t_sgd - statistics.median(T)) / t_sgd
         pred = 1 - statistics.median(run_work(r) for r in rows) / w_sgd
@@ -134,8 +136,8 @@ def bench_task(cfg, run_dir, experiment, multirun):
     out_dir = Path(cfg.results_dir) / "bench"
     base += [f"results_dir={out_dir}", "progress=false"]
     variants = list(b.variants)
-    if variants[0] != "sgd":
-        print("fastdrop: error: bench.variants must start with sgd (the baseline)", file=sys.stderr)
+    if variants[0] != baseline():
+        print(f"fastdrop: error: bench.variants must start with {baseline()} (the baseline)", file=sys.stderr)
         sys.exit(2)
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     equal_time: dict[str, dict] = {}
@@ -146,26 +148,26 @@ def bench_task(cfg, run_dir, experiment, multirun):
                 k = i * len(variants) + variants.index(v) + 1
                 print(f"fastdrop bench: [{k}/{total}] repeat {i + 1} {v} ...", file=sys.stderr, flush=True)
                 runs[v].append(_train(base + variant_overrides(v), Path(run_dir) / f"{v}-r{i}", experiment))
-        t_sgd = statistics.median(r["train_time_s"] for r in runs["sgd"])
+        t_sgd = statistics.median(r["train_time_s"] for r in runs[baseline()])
         for v in variants[1:]:
             if not any(r["history"][-1]["dropped_units"] for r in runs[v]):
                 continue
             e = equal_time_epochs(statistics.median(r["train_time_s"] for r in runs[v]), t_sgd, cfg.epochs)
             ms = sorted({max(1, round(m * e / cfg.epochs)) for m in cfg.optim.milestones if round(m * e / cfg.epochs) < e})
             print(f"fastdrop bench: equal-time sgd for {v}: {e} epochs ...", file=sys.stderr, flush=True)
-            row = _train(base + variant_overrides("sgd") + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
+            row = _train(base + variant_overrides(baseline()) + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
                          Path(run_dir) / f"equal-time-{v}", experiment)
             equal_time[v] = {"epochs": e, "milestones": ms, "A": round(row["A"], 2), "T_s": round(row["train_time_s"], 1)}
         print("fastdrop bench: price of scoring ...", file=sys.stderr, flush=True)
-        cost = scoring_cost(Trainer(compose("config", overrides=base + ["strategy=sgd"]), Path(run_dir) / "scoring",
+        cost = scoring_cost(Trainer(compose("config", overrides=base + [f"strategy={baseline()}"]), Path(run_dir) / "scoring",
                                     experiment=experiment))
     except USER_ERRORS as e:
         print(f"fastdrop: error: {e}", file=sys.stderr)
         sys.exit(2)
     table = summarise(runs, equal_time, b.max_drift, b.target_drop)
-    s0 = runs["sgd"][0]
+    s0 = runs[baseline()][0]
     ident = f"{cfg.model.name}-w{cfg.model.width}-{s0['data']}-e{cfg.epochs}-s{cfg.seed}-{s0['device']}"
-    target = statistics.median(r["A"] for r in runs["sgd"]) - b.target_drop
+    target = statistics.median(r["A"] for r in runs[baseline()]) - b.target_drop
     md = (f"# fastdrop bench: {ident}\n\n"
           f"- command: `fastdrop bench {' '.join(task)}`\n"
           f"- device: {s0['device_name']}, torch {s0['torch_version']}, commit {s0['git_commit']}\n"

@@ -24,7 +24,8 @@ from omegaconf import DictConfig
 
 from . import checkpoint, distributed
 from .checkpoint import CKPT, config_fingerprint  # noqa: F401  (re-exported: tests, callbacks)
-from .data import ImageData, StreamPolicy, load_data
+from .data import DATASETS, ImageData, StreamPolicy, load_data
+from .evaluate import evaluate
 from .data.subset import class_counts
 from .flops import unit_macs
 from .loggers import make_logger
@@ -58,24 +59,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
-             world: distributed.World = distributed.World()) -> float:
-    """Test accuracy (%) of the full chain (tail + head), eval mode; under DDP each rank scores its
-    share of the test split and the counts are summed."""
-    chain.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.test.y.device)
-    slices = [slice(s, s + ctx.eval_batch_size) for s in range(0, len(data.test), ctx.eval_batch_size)]
-    with torch.no_grad(), ctx.autocast_ctx():
-        for s, images in zip(slices, data.test.batches(slices)):
-            x = data.normalize(images, ctx.dtype)
-            if ctx.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = chain(x)
-            correct += (logits.argmax(1) == data.test.y[s]).sum()
-    counts = distributed.all_sum(world, torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
-    return 100.0 * counts[0].item() / max(int(counts[1].item()), 1)
-
-
 class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: str | Path, chain: Chain | None = None,
                  data: ImageData | None = None, experiment: str | None = None, name: str | None = None):
@@ -93,36 +76,13 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        d = cfg.data
-        self.data = data if data is not None else load_data(
-            d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size, d.subset_seed,
-            d.memory_budget_gb, stats="imagenet" if is_torchvision_name(cfg.model.weights) else None,
-            stream=StreamPolicy(d.stream, d.memory_budget_gb, d.workers))
-        if data is not None:
-            self.data.train = self.data.train.sample(d.train_subset, d.subset_seed)
-            self.data.test = self.data.test.sample(d.test_subset, d.subset_seed)
         self.warnings: list[str] = []  # stored in the row: what a user must know about this run's result
-        self.class_counts = {k: class_counts(getattr(self.data, k).y, self.data.num_classes) for k in ("train", "test")}
-        if (experiment or "").startswith("paper_") and self.data.name == "mnist_mini":
-            self.warn(f"experiment={experiment} holds the paper's settings for the full dataset; on the bundled 10k "
-                      "MNIST subset they hardly learn in the epochs given (the paper's MNIST lr 0.001): use the "
-                      "offline preset, or data=mnist with the full files")
-        for k, counts in self.class_counts.items():
-            if sum(c > 0 for c in counts) < 2:
-                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
+        self.data = self._load_data(data)
         self.n_test = len(self.data.test)
         self._shard()
         self.data.to(self.device)
         self.custom = chain is not None
-        if chain is None:
-            self.model_name = cfg.model.name
-            self.chain, self.model_info = build(cfg.model, self.data.num_classes, self.data.in_channels,
-                                                self.data.image_size)
-        else:
-            self.chain = chain_of(chain)
-            self.model_name = name or default_name(chain, self.chain)
-            self.model_info = {"stem": None, **apply_weights(chain, self.chain, cfg.model.weights,
-                                                             new_classifier=cfg.model.new_classifier)}
+        self.chain, self.model_name, self.model_info = self._build_chain(chain, name)
         for msg in schedule_warnings(cfg, self.chain.n_conv):
             self.warn(msg)
         if cfg.dist.sync_bn and self.world.enabled:
@@ -134,7 +94,7 @@ class Trainer:
             self.chain.to(memory_format=torch.channels_last)
         self.ctx = RunContext(device=self.device, dtype=self.dtype,
                               autocast="bf16" if cfg.precision == "bf16-mixed" else None, seed=cfg.seed,
-                              batch_size=cfg.batch_size // self.world.size, eval_batch_size=d.eval_batch_size,
+                              batch_size=cfg.batch_size // self.world.size, eval_batch_size=cfg.data.eval_batch_size,
                               run_dir=self.run_dir, channels_last=channels_last, rank=self.world.rank,
                               world_size=self.world.size)
         sample = self.data.normalize(self.data.train.fetch(slice(0, 1)), self.dtype)
@@ -151,6 +111,37 @@ class Trainer:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     # -- set-up helpers ---------------------------------------------------------------------------
+    def _load_data(self, data: ImageData | None) -> ImageData:
+        """The configured splits (or the user's `data`, subset alike), with class counts and the warnings
+        a user must see: a paper preset on a subset it was not written for, a split with under two classes."""
+        cfg, d = self.cfg, self.cfg.data
+        if data is None:
+            data = load_data(d.name, d.root, d.download, d.train_subset, d.test_subset, d.augment, d.image_size,
+                             d.subset_seed, d.memory_budget_gb,
+                             stats="imagenet" if is_torchvision_name(cfg.model.weights) else None,
+                             stream=StreamPolicy(d.stream, d.memory_budget_gb, d.workers))
+        else:
+            data.train = data.train.sample(d.train_subset, d.subset_seed)
+            data.test = data.test.sample(d.test_subset, d.subset_seed)
+        self.class_counts = {k: class_counts(getattr(data, k).y, data.num_classes) for k in ("train", "test")}
+        preset_warning = DATASETS.attr(data.name, "paper_preset_warning")
+        if (self.experiment or "").startswith("paper_") and preset_warning:
+            self.warn(f"experiment={self.experiment} {preset_warning}")
+        for k, counts in self.class_counts.items():
+            if sum(c > 0 for c in counts) < 2:
+                self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
+        return data
+
+    def _build_chain(self, chain, name: str | None) -> tuple[Chain, str, dict]:
+        """The configured network, or the user's own `chain` (row name `name`), with the weights applied."""
+        cfg = self.cfg
+        if chain is None:
+            built, info = build(cfg.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
+            return built, cfg.model.name, info
+        built = chain_of(chain)
+        info = {"stem": None, **apply_weights(chain, built, cfg.model.weights, new_classifier=cfg.model.new_classifier)}
+        return built, name or default_name(chain, built), info
+
     def warn(self, msg: str) -> None:
         if msg not in self.warnings:
             self.warnings.append(msg)

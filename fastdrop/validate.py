@@ -36,6 +36,28 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {cfg.precision!r})")
     if cfg.model.width <= 0:
         problems.append(f"model.width must be > 0 (got {cfg.model.width})")
+    problems += _strategy_problems(cfg)
+    if cfg.checkpoint not in CHECKPOINTS:
+        problems.append(f"checkpoint must be one of {', '.join(CHECKPOINTS)} (got {cfg.checkpoint!r})")
+    elif cfg.resume and cfg.checkpoint == "none":
+        problems.append("resume=true needs a checkpoint: drop checkpoint=none")
+    for sub in ("train_subset", "test_subset"):
+        v = cfg.data[sub]
+        if v is not None and v <= 0:
+            problems.append(f"data.{sub} must be > 0 (got {v})")
+    if cfg.logger.name not in LOGGERS:
+        problems.append(f"logger must be {LOGGERS.choices()} (got {cfg.logger.name!r})")
+    if cfg.data.workers < 0:
+        problems.append(f"data.workers must be >= 0 (got {cfg.data.workers})")
+    if cfg.data.memory_budget_gb is not None and cfg.data.memory_budget_gb <= 0:
+        problems.append(f"data.memory_budget_gb must be > 0 (got {cfg.data.memory_budget_gb})")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _strategy_problems(cfg: DictConfig) -> list[str]:
+    """The `strategy.*` checks: names from the registries, the policies' numbers, the cache, the schedule."""
+    problems: list[str] = []
     s = cfg.strategy
     if s.name not in STRATEGIES:
         problems.append(f"strategy.name must be one of {', '.join(STRATEGIES)} (got {s.name!r})")
@@ -67,24 +89,9 @@ def validate(cfg: DictConfig) -> None:
     elif s.policy == "schedule" and cuts:
         problems.append("strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
                         "(without one nothing is ever cut)")
-    if cfg.checkpoint not in CHECKPOINTS:
-        problems.append(f"checkpoint must be one of {', '.join(CHECKPOINTS)} (got {cfg.checkpoint!r})")
-    elif cfg.resume and cfg.checkpoint == "none":
-        problems.append("resume=true needs a checkpoint: drop checkpoint=none")
     if s.cache.views < 1:
         problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
-    for sub in ("train_subset", "test_subset"):
-        v = cfg.data[sub]
-        if v is not None and v <= 0:
-            problems.append(f"data.{sub} must be > 0 (got {v})")
-    if cfg.logger.name not in LOGGERS:
-        problems.append(f"logger must be {LOGGERS.choices()} (got {cfg.logger.name!r})")
-    if cfg.data.workers < 0:
-        problems.append(f"data.workers must be >= 0 (got {cfg.data.workers})")
-    if cfg.data.memory_budget_gb is not None and cfg.data.memory_budget_gb <= 0:
-        problems.append(f"data.memory_budget_gb must be > 0 (got {cfg.data.memory_budget_gb})")
-    if problems:
-        raise ConfigError("; ".join(problems))
+    return problems
 
 
 def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:

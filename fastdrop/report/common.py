@@ -12,10 +12,7 @@ import pandas as pd
 
 from ..data import DATASETS
 from ..models import MODELS
-from ..strategies import STRATEGIES
-
-# The paper's Table 3 compares the baseline's forward work with Dropping's.
-TABLE3_STRATEGY = "dropping"
+from ..strategies import STRATEGIES, baseline, table3_strategy  # noqa: F401  (baseline: re-exported)
 
 # Two runs are comparable (ΔT, accuracy drop) only if all of these match, and the seed.
 GROUP_KEYS = ["model", "data", "width", "epochs", "batch_size", "precision", "device", "device_name"]
@@ -31,11 +28,6 @@ DASH = "–"
 def strategies() -> list[str]:
     """Registered strategies in table/figure order."""
     return STRATEGIES.names()
-
-
-def baseline() -> str:
-    """The strategy time savings are measured against (registered with baseline=True)."""
-    return next(s for s in STRATEGIES if STRATEGIES.attr(s, "baseline"))
 
 
 def label(strategy: str) -> str:

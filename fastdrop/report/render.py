@@ -7,7 +7,8 @@ from typing import Optional
 import pandas as pd
 from tabulate import tabulate
 
-from .common import DASH, TABLE3_STRATEGY, baseline, fmt_pm, fmt_width, label, strategies
+from .common import table3_strategy
+from .common import DASH, baseline, fmt_pm, fmt_width, label, strategies
 from .rows import load_rows
 from .tables import compute_tables
 
@@ -90,7 +91,7 @@ def _format_t12(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _format_t3(table: pd.DataFrame) -> pd.DataFrame:
-    b, d = baseline(), TABLE3_STRATEGY
+    b, d = baseline(), table3_strategy()
     B, D = label(b), label(d)
     rows = []
     for _, r in table.iterrows():

@@ -9,33 +9,22 @@ from typing import Optional
 
 import pandas as pd
 
+from .. import row as row_schema
+from ..row import REQUIRED  # noqa: F401  (re-exported)
 from .common import _finite, strategies
 
-# Keys a row must have, and their types (bool is excluded from int on purpose).
-_STR, _INT, _NUM = (str,), (int,), (int, float)
-REQUIRED = {"run_id": _STR, "status": _STR, "model": _STR, "data": _STR, "strategy": _STR, "seed": _INT,
-            "epochs": _INT, "width": _NUM + (type(None),), "batch_size": _INT, "precision": _STR, "device": _STR,
-            "T_min": None, "A": None, "history": (list,)}
+# The columns the report works with; every one is a field of the row schema (fastdrop.row.Row).
 COLUMNS = ["run_id", "status", "status_reason", "model", "width", "data", "strategy", "policy", "experiment", "tag",
            "seed", "epochs", "epochs_done", "batch_size", "precision", "device", "device_name", "T_min", "A",
            "train_time_s", "cache_time_s", "fwd_macs_full_per_sample", "params_total", "finished_at", "unit_names",
-           "model_family",
-           "history", "file"]
+           "model_family", "history"]
 
 
 def _problem(row) -> Optional[str]:
-    """Why `row` cannot be used, or None."""
-    if not isinstance(row, dict):
-        return "the file does not hold a JSON object"
-    missing = [k for k in REQUIRED if k not in row]
-    if missing:
-        return "missing keys: " + ", ".join(missing)
-    for k, types in REQUIRED.items():
-        if types is None:
-            continue
-        v = row[k]
-        if not isinstance(v, types) or isinstance(v, bool):
-            return f"key {k!r} has the wrong type ({type(v).__name__})"
+    """Why `row` cannot be used, or None: the schema's own check, then what the report needs of it."""
+    why = row_schema.problem(row)
+    if why:
+        return why
     if row["strategy"] not in strategies():
         return f"unknown strategy {row['strategy']!r} (expected one of {', '.join(strategies())})"
     if not all(isinstance(h, dict) for h in row["history"]):
@@ -75,12 +64,13 @@ def load_rows(results_dir) -> tuple[pd.DataFrame, list[str]]:
                 warnings.append(f"{path}: skipped: run_id {row['run_id']} already read from {seen[row['run_id']]}")
                 continue
             seen[row["run_id"]] = str(path)
-            rec = {k: row.get(k) for k in COLUMNS}
+            row = row_schema.load(row)  # an older row: its missing fields at the schema's defaults
+            rec = {k: row[k] for k in COLUMNS}
             rec["file"] = str(path)
-            rec["device_name"] = row.get("device_name") or row["device"]
+            rec["device_name"] = row["device_name"] or row["device"]
             rec["width"] = math.nan if row["width"] is None else float(row["width"])  # None: a custom model
-            rec["status_reason"] = row.get("status_reason") or ""
-            rec["finished_at"] = row.get("finished_at") or ""
+            rec["status_reason"] = row["status_reason"] or ""
+            rec["finished_at"] = row["finished_at"] or ""
             records.append(rec)
-    df = pd.DataFrame.from_records(records, columns=COLUMNS)
+    df = pd.DataFrame.from_records(records, columns=COLUMNS + ["file"])
     return df, warnings

@@ -8,7 +8,8 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import (GROUP_KEYS, KEY_LABEL, TABLE3_STRATEGY, _finite, _label, _nan, _order, _same, _wkey,
+from .common import table3_strategy
+from .common import (GROUP_KEYS, KEY_LABEL, _finite, _label, _nan, _order, _same, _wkey,
                      baseline, family, label, mean_std, paper_dataset, paper_flops, paper_numbers, strategies)
 
 # The paper's Tables 1 and 2, by model family (the `family` a network is registered with).
@@ -95,7 +96,7 @@ def compute_tables(df: pd.DataFrame, warnings: Optional[list[str]] = None) -> di
         t12.append(rec)
         first = next((r for runs in by.values() for r in runs.values()), None)
         families.append(family(k["model"], first.get("model_family") if first is not None else None))
-        if by.get(TABLE3_STRATEGY):
+        if by.get(table3_strategy()):
             t3.append(_t3_record(k, by, base, pf, warnings))
         cmp_rows += _comparison_records(k, by, rec, base, pn, warnings)
     setup_cols = SETUP_COLS
@@ -105,7 +106,7 @@ def compute_tables(df: pd.DataFrame, warnings: Optional[list[str]] = None) -> di
     fam = pd.Series(families, index=t12_df.index, dtype=object)
     for m in t12_df.loc[~fam.isin(list(FAMILY_TABLES.values())), "network"].unique():
         warnings.append(f"network {m} is neither VGG nor ResNet: not in Tables 1-2")
-    d = TABLE3_STRATEGY
+    d = table3_strategy()
     t3_cols = setup_cols + ["n", f"{base}_MMAC", f"{base}_MMAC_std", f"{d}_MMAC", f"{d}_MMAC_std", f"{base}_MFLOPs",
                             f"{base}_MFLOPs_std", f"{d}_MFLOPs", f"{d}_MFLOPs_std", "dFLOPs", "dFLOPs_std",
                             f"paper_{base}_M", f"paper_{d}_M", "paper_dFLOPs"]
@@ -149,7 +150,7 @@ def _t12_record(k: dict, by: dict, base: str, all_base: pd.DataFrame, warnings: 
 
 def _t3_record(k: dict, by: dict, base: str, pf: pd.DataFrame, warnings: list[str]) -> dict:
     """One row of Table 3: forward work per sample, from the Dropping runs' own histories."""
-    d = TABLE3_STRATEGY
+    d = table3_strategy()
     full, drop, dfl = [], [], []
     for seed, r in sorted(by[d].items()):
         f = r["fwd_macs_full_per_sample"]

@@ -10,4 +10,16 @@ from .freezing import Freezing
 from .dropping import Dropping
 from . import cache_backends  # noqa: F401  (registers the cache backends)
 
-__all__ = ["RunContext", "Strategy", "SGD", "Freezing", "Dropping", "STRATEGIES"]
+
+
+def baseline() -> str:
+    """The strategy time savings are measured against (registered with baseline=True)."""
+    return next(s for s in STRATEGIES if STRATEGIES.attr(s, "baseline"))
+
+
+def table3_strategy() -> str:
+    """The strategy whose forward work the paper's Table 3 compares with the baseline's (table3=True)."""
+    return next(s for s in STRATEGIES if STRATEGIES.attr(s, "table3"))
+
+
+__all__ = ["RunContext", "Strategy", "SGD", "Freezing", "Dropping", "STRATEGIES", "baseline", "table3_strategy"]

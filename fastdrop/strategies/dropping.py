@@ -32,7 +32,7 @@ from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
 log = logging.getLogger(__name__)
 
 
-@STRATEGIES.register(label="Dropping", color="tab:green", style=dict(ls="-", lw=1.8, marker="^", ms=4))
+@STRATEGIES.register(label="Dropping", color="tab:green", style=dict(ls="-", lw=1.8, marker="^", ms=4), table3=True)
 class Dropping(Strategy):
     name = "dropping"
 
