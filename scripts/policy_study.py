@@ -102,9 +102,10 @@ def study_pair(out: Path, name: str, seed: int, base: list[str], table_only: boo
     w_sgd = run_work(sgd)
     e = equal_time_epochs(run_work(rows["noise_level"]), w_sgd, sgd["epochs"])
     ms = sorted({max(1, round(7 * e / sgd["epochs"]))} - {e}) if e > 1 else []
-    eq = run(out, f"study-{name}-s{seed}-equal-work-sgd-e{e}",
-             base + VARIANTS["sgd"] + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
-             table_only)
+    # When the run saved less than an epoch of work, equal-work sgd *is* the sgd run: do not train it twice.
+    eq = sgd if e == sgd["epochs"] else run(
+        out, f"study-{name}-s{seed}-equal-work-sgd-e{e}",
+        base + VARIANTS["sgd"] + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"], table_only)
     for v in ("paper", "noise_level"):
         r = rows[v]
         lines.append({"config": name, "seed": seed, "policy": v, "cuts (epoch:units)": cuts(r),

@@ -75,9 +75,9 @@ PRESETS = {
                 "batch_size": 256, "optim.lr": 0.05, "strategy.warmup": 2},
     "smoke": {"model.width": 0.25, "data.train_subset": 4096, "data.test_subset": 512, "epochs": 4,
               "batch_size": 128, "strategy.warmup": 1},
-    "bench_cpu": {"model.name": "vgg11", "model.width": 0.25, "data.name": "mnist_mini", "epochs": 12,
+    "bench_cpu": {"model.name": "vgg11", "model.width": 0.25, "data.name": "mnist_mini", "epochs": 16,
                   "batch_size": 256, "optim.lr": 0.05, "optim.momentum": 0.9, "optim.weight_decay": 5e-4,
-                  "optim.milestones": [9], "strategy.warmup": 2},
+                  "optim.milestones": [12], "strategy.warmup": 2},
 }
 
 

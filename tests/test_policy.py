@@ -132,12 +132,13 @@ def test_median_rule(cand, dropped, ok):
 
 def test_decide_end_to_end():
     p = [0.9, 0.85, 0.5, 0.4, 0.3]
-    n, z = decide(p, [])
-    assert n == 2 and z == pytest.approx(standardise(p))
+    n, z, allowed = decide(p, [])
+    assert n == 2 and allowed and z == pytest.approx(standardise(p))
     # same candidates but a previous drop had a higher median: blocked
-    assert decide(p, [5.0])[0] == 0
-    assert decide([0.1, 0.2, 0.9], [])[0] == 0
-    assert decide([0.9, math.nan, 0.1], [])[0] == 0
+    assert decide(p, [5.0])[0] == 2 and decide(p, [5.0])[2] is False
+    assert decide([0.1, 0.2, 0.9], [])[0::2] == (0, False)
+    n, _, allowed = decide([0.9, math.nan, 0.1], [])
+    assert n == 0 and not allowed
 
 
 def test_decide_max_prefix_rule():

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from statistics import median
-from typing import Callable
 
 from ..registry import POLICIES
 from . import policy as fn
@@ -149,14 +148,12 @@ class LearnAndDrop(_WarmUp):
         wait = self._warming(obs)
         if wait is not None:
             return wait
-        z = fn.standardise(obs.p)
-        rule: Callable = fn.CANDIDATE_RULES[self.cfg.candidates]
-        n = rule(z)
+        n, z, allowed = fn.decide(obs.p, self.dropped_z, self.cfg.candidates)
         md = median(self.dropped_z) if self.dropped_z else None
         if not n:
             return Decision(obs.n_cut, "keep", "no positive lead (Eq. 4 finds no candidates)", 0, None, md)
         mc = median(z[:n])
-        if not fn.median_rule(z[:n], self.dropped_z):
+        if not allowed:
             return Decision(obs.n_cut, "keep", f"median rule: Mc {mc:.2f} < Md {md:.2f}", n, mc, md)
         why = self._not_learning(obs)
         if why and self.cfg.guard == "block":

@@ -91,13 +91,12 @@ def median_rule(candidate_z: Sequence[float], dropped_z: Sequence[float]) -> boo
     return median(candidate_z) >= median(dropped_z)
 
 
-def decide(p_head: Sequence[float], dropped_z: Sequence[float], rule: str = "eq4") -> tuple[int, list[float]]:
-    """How many leading head units to drop now, and the standardised head scores it was decided on."""
+def decide(p_head: Sequence[float], dropped_z: Sequence[float], rule: str = "eq4") -> tuple[int, list[float], bool]:
+    """The paper's decision on the head's raw scores: the candidates n* (Eq. 4, or `rule`), the
+    standardised scores P' they were found on (Eq. 3), and whether the median rule lets them be dropped."""
     z = standardise(p_head)
     n = CANDIDATE_RULES[rule](z)
-    if n and median_rule(z[:n], dropped_z):
-        return n, z
-    return 0, z
+    return n, z, bool(n) and median_rule(z[:n], dropped_z)
 
 
 def learning_started(train_loss: float, num_classes: int, frac: float) -> bool:
