@@ -86,9 +86,8 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
         if bad:
             problems.append(f"strategy.schedule must map epochs (>= 0) to unit counts (>= 0), e.g. '{{2:3,4:6}}' "
                             f"(got {s.schedule})")
-    elif s.policy == "schedule" and cuts:
-        problems.append("strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
-                        "(without one nothing is ever cut)")
+    if cuts and s.policy in POLICIES:
+        problems += POLICIES[s.policy].config_problems(s)
     if s.cache.views < 1:
         problems.append(f"strategy.cache.views must be >= 1 (got {s.cache.views})")
     return problems
@@ -102,7 +101,7 @@ def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
         return []
     if s.name in STRATEGIES and not STRATEGIES[s.name].cuts:
         return [f"strategy.schedule is ignored: strategy={s.name} never cuts"]
-    if s.policy != "schedule":
+    if not POLICIES.get(s.policy, CutPolicy).uses_schedule:
         return [f"strategy.schedule is ignored: strategy.policy is {s.policy} (add strategy.policy=schedule to use it)"]
     out, most = [], 0
     for epoch, n in sorted((int(k), int(v)) for k, v in dict(s.schedule).items()):

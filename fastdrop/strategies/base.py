@@ -134,11 +134,11 @@ class Strategy:
         the trained units and eval mode (frozen BN statistics) for the cut units still run."""
         if self.scorer is not None:
             self.scorer.reset()
-        if epoch == 1 and self.cuts and self.cfg.policy == "schedule":  # a schedule's epoch 0: cut before training
-            n = policy.schedule_cut({int(k): int(v) for k, v in (self.cfg.schedule or {}).items()}, 0, self.n_cut,
-                                    self.chain.n_conv)
+        if epoch == 1 and self.cuts:  # a policy's "epoch 0" decision (a schedule may cut before training)
+            n = self.policy.before_training(self.n_cut, self.chain.n_conv)
             if n > self.n_cut:
-                log.info("before epoch 1: cutting %s (%s, schedule)", ", ".join(self.chain.names[:n]), self.name)
+                log.info("before epoch 1: cutting %s (%s, %s)", ", ".join(self.chain.names[:n]), self.name,
+                         self.policy.name)
                 self.cut(n, 0)
         seconds = self._prepare(epoch)
         self.chain.train()

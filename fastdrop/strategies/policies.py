@@ -72,12 +72,22 @@ class CutPolicy:
     """Never cuts (`policy=none`); the base of the others."""
     name = "none"
     uses_warmup = False
+    uses_schedule = False  # whether strategy.schedule means anything to it (else setting one warns)
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def decide(self, obs: Observation) -> Decision:
         return Decision(obs.n_cut, "keep", "policy none: never cuts")
+
+    def before_training(self, n_cut: int, n_conv: int) -> int:
+        """Units to cut before epoch 1 (an "epoch 0" decision); none for a score-driven policy."""
+        return n_cut
+
+    @classmethod
+    def config_problems(cls, s) -> list[str]:
+        """What is wrong with the `strategy` config for this policy (checked by fastdrop.validate)."""
+        return []
 
     def state_dict(self) -> dict:
         return {}
@@ -92,6 +102,17 @@ register_policy(CutPolicy)
 @register_policy
 class Schedule(CutPolicy):
     name = "schedule"
+    uses_schedule = True
+
+    def before_training(self, n_cut: int, n_conv: int) -> int:
+        return fn.schedule_cut({int(k): int(v) for k, v in (self.cfg.schedule or {}).items()}, 0, n_cut, n_conv)
+
+    @classmethod
+    def config_problems(cls, s) -> list[str]:
+        if s.schedule is None:
+            return ["strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
+                    "(without one nothing is ever cut)"]
+        return []
 
     def decide(self, obs: Observation) -> Decision:
         sched = {int(k): int(v) for k, v in (self.cfg.schedule or {}).items()}
