@@ -2,8 +2,9 @@
 
 A cache holds one tensor per state element (one for a plain cut, two inside a residual block: branch
 activation and skip), with rows `view * N + sample`, stored by one of the backends in
-`cache_backends.py` (`device`, `host`, `disk`), or `auto`: `device` if the cache takes at most half the
-free device memory, else `host` if it takes at most half the available RAM, else `disk`.
+`cache_backends.py` (`device`, `host`, `disk`), or `auto`: the first registered backend whose `fits`
+says yes (`device` if the cache takes at most half the free device memory, else `host` if it takes at
+most half the available RAM, else `disk`).
 If allocation fails (out of memory, disk full) the next backend in device -> host -> disk is tried; when
 none fits, `CacheError` names the size needed. A finished disk cache is sealed with per-file checksums;
 `FeatureCache.open_disk` (used when a killed run resumes) checks all of them and raises `CacheDamaged`
@@ -18,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..memory import host_available_bytes
 from .cache_backends import BACKENDS, CacheBackend, CacheDamaged, CacheError, DiskBackend, human_bytes
 
 __all__ = ["FeatureCache", "CacheBackend", "CacheError", "CacheDamaged", "DTYPES", "BACKENDS",
@@ -33,18 +33,10 @@ def _nbytes(rows: int, shapes: list[tuple], dtype: torch.dtype) -> int:
     return sum(rows * int(np.prod(s)) * torch.finfo(dtype).bits // 8 for s in shapes)
 
 
-def _device_free_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return host_available_bytes()
-
-
 def choose_backend(nbytes: int, device: torch.device) -> str:
-    if nbytes <= 0.5 * _device_free_bytes(device):
-        return "device"
-    if device.type == "cuda" and nbytes <= 0.5 * host_available_bytes():
-        return "host"
-    return "disk"
+    """`backend=auto`: the first registered backend that says the cache fits, else the last one."""
+    names = BACKENDS.names()
+    return next((n for n in names if BACKENDS[n].fits(nbytes, device)), names[-1])
 
 
 class FeatureCache:

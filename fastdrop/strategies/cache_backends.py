@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..memory import host_available_bytes
 from ..registry import CACHE_BACKENDS
 from ..results import atomic_write_text
 
@@ -58,6 +59,12 @@ class CacheBackend:
     def __init__(self, device: torch.device, disk_dir: Path | None = None):
         self.device, self.disk_dir = device, disk_dir
 
+    @staticmethod
+    def fits(nbytes: int, device: torch.device) -> bool:
+        """Whether `backend=auto` should pick this backend for a cache of `nbytes` (the first registered
+        one that fits is chosen; the last registered is the fallback)."""
+        return True
+
     def allocate(self, rows: int, shapes: list[tuple], dtype: torch.dtype) -> list[torch.Tensor]:
         raise NotImplementedError
 
@@ -82,6 +89,11 @@ class CacheBackend:
 class DeviceBackend(CacheBackend):
     name = "device"
 
+    @staticmethod
+    def fits(nbytes, device):  # at most half the free device memory (the head still has to train)
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else host_available_bytes()
+        return nbytes <= 0.5 * free
+
     def allocate(self, rows, shapes, dtype):
         return [torch.empty((rows, *s), dtype=dtype, device=self.device) for s in shapes]
 
@@ -96,6 +108,10 @@ class DeviceBackend(CacheBackend):
 @CACHE_BACKENDS.register()
 class HostBackend(CacheBackend):
     name = "host"
+
+    @staticmethod
+    def fits(nbytes, device):  # on a CPU run host memory *is* the device memory, already refused above
+        return device.type == "cuda" and nbytes <= 0.5 * host_available_bytes()
 
     def allocate(self, rows, shapes, dtype):
         pin = self.device.type == "cuda"
