@@ -157,7 +157,10 @@ def test_cache_views_keep_augmentation(tmp_path, monkeypatch):
     for r, s in zip(rows.tolist(), states):
         by_sample.setdefault(r % n, {})[r // n] = s
     pairs = [v for v in by_sample.values() if len(v) > 1]
-    assert pairs and all(not torch.equal(*list(v.values())[:2]) for v in pairs)
+    # Two random crops/flips of one image coincide now and then (about 1 in 160 draws), so not *every* pair
+    # differs; with the views ignored none would.
+    differ = sum(not torch.equal(*list(v.values())[:2]) for v in pairs)
+    assert pairs and differ >= 0.9 * len(pairs), (differ, len(pairs))
 
 
 def test_dropping_on_a_users_sequential(tmp_path):
