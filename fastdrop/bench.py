@@ -28,7 +28,8 @@ from tabulate import tabulate
 
 from .bench_scoring import scoring_cost
 from .results import atomic_write_text
-from .strategies import STRATEGIES, baseline
+from .strategies import STRATEGIES, baseline, table3_strategy
+from .strategies.policies import POLICIES
 from .strategies.policy import backward_work
 from .trainer import USER_ERRORS, Trainer
 
@@ -69,6 +70,14 @@ def time_to_accuracy(row: dict, target: float) -> float | None:
 
 def equal_time_epochs(t_variant: float, t_sgd: float, epochs: int) -> int:
     return max(1, min(epochs, round(epochs * t_variant / t_sgd)))
+
+
+def default_variants() -> list[str]:
+    """What `fastdrop bench` runs by default, read from the registries: the baseline, every other
+    strategy (with its default policy, the paper's rule), then the Table-3 strategy with every policy
+    registered as `benched` (ours)."""
+    others = [s for s in STRATEGIES if s != baseline()]
+    return [baseline(), *others, *(f"{table3_strategy()}:{p}" for p in POLICIES if POLICIES[p].benched)]
 
 
 def variant_overrides(variant: str) -> list[str]:
@@ -135,7 +144,7 @@ def bench_task(cfg, run_dir, experiment, multirun):
     base = [o for o in task if not o.startswith(("strategy=", "strategy.policy=", "strategy.scores="))]
     out_dir = Path(cfg.results_dir) / "bench"
     base += [f"results_dir={out_dir}", "progress=false"]
-    variants = list(b.variants)
+    variants = list(b.variants) or default_variants()
     if variants[0] != baseline():
         print(f"fastdrop: error: bench.variants must start with {baseline()} (the baseline)", file=sys.stderr)
         sys.exit(2)

@@ -89,9 +89,11 @@ class OptimConfig:
 
 @dataclass
 class BenchConfig:
-    """`fastdrop bench` (fastdrop/bench.py): variants are strategy[:policy], sgd first."""
+    """`fastdrop bench` (fastdrop/bench.py): variants are strategy[:policy], the baseline first."""
     repeats: int = 3
-    variants: List[str] = field(default_factory=lambda: ["sgd", "freezing", "dropping", "dropping:noise_level"])
+    # empty: every registered strategy, then the Table-3 strategy with each policy marked `benched`
+    # (today: sgd, freezing, dropping, dropping:noise_level); see fastdrop.bench.default_variants
+    variants: List[str] = field(default_factory=list)
     max_drift: float = 0.05   # identical-work epochs may differ by this much before ΔT is refused
     target_drop: float = 1.0  # time-to-accuracy target: sgd's A minus this many points
 

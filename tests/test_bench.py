@@ -2,8 +2,10 @@
 the identical-work check that refuses a ΔT drift can explain, time-to-accuracy and equal-time SGD."""
 import pytest
 
-from fastdrop.bench import (equal_time_epochs, identical_work_ratio, run_work, summarise, time_to_accuracy,
-                            variant_overrides)
+from fastdrop.bench import (default_variants, equal_time_epochs, identical_work_ratio, run_work, summarise,
+                            time_to_accuracy, variant_overrides)
+from fastdrop.strategies.policies import CutPolicy, register_policy
+from fastdrop.registry import POLICIES
 
 MACS = [10, 20, 30, 40]  # three conv units + classifier, per sample
 
@@ -70,3 +72,16 @@ def test_time_to_accuracy_and_equal_time_sgd():
 def test_sgd_baseline_runs_without_scores():
     assert variant_overrides("sgd") == ["strategy=sgd", "strategy.scores=false"]
     assert variant_overrides("dropping:noise_level") == ["strategy=dropping", "strategy.policy=noise_level"]
+
+
+def test_default_variants_come_from_the_registries():
+    assert default_variants() == ["sgd", "freezing", "dropping", "dropping:noise_level"]
+
+    class Benched(CutPolicy):
+        name, benched = "benched_toy", True
+
+    register_policy(Benched)
+    try:
+        assert default_variants()[-1] == "dropping:benched_toy"
+    finally:
+        POLICIES.unregister("benched_toy")

@@ -73,6 +73,7 @@ class CutPolicy:
     name = "none"
     uses_warmup = False
     uses_schedule = False  # whether strategy.schedule means anything to it (else setting one warns)
+    benched = False  # whether `fastdrop bench` runs it by default (beside each strategy's default policy)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -198,6 +199,7 @@ class LearnAndDrop(_WarmUp):
 @register_policy
 class NoiseLevel(_WarmUp):
     name = "noise_level"
+    benched = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
