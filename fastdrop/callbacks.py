@@ -78,7 +78,7 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
 
     path = run_dir / CKPT
     if not path.exists():
-        reject(f"resume=true but {path} does not exist (a completed run keeps no checkpoint unless "
+        reject(f"resume=true but {path} does not exist (a completed run keeps only weights.pt unless "
                "checkpoint=keep); pass hydra.run.dir=<the directory of the interrupted run>")
     try:
         fingerprint = read_fingerprint(path)

@@ -3,7 +3,8 @@
 `checkpoint.pt` is rewritten atomically after every epoch, so `resume=true` continues a killed run
 exactly. What stays once the run has ended:
 - `last` (default): the checkpoint is removed when the run completes (an interrupted, failed or
-  diverged run keeps it, to resume or inspect);
+  diverged run keeps it, to resume or inspect), and the final weights stay as `weights.pt` (the chain's
+  state_dict alone, without optimiser or RNG state), so the run directory can start a fine-tuning run;
 - `keep`: it stays (the final weights);
 - `every`: it stays, and so does one `checkpoint-epoch<N>.pt` per epoch (hard links where possible);
 - `none`: no checkpoint is written, so the run cannot be resumed.
@@ -20,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 CKPT = "checkpoint.pt"
+WEIGHTS = "weights.pt"  # a completed run's final weights under checkpoint=last
 RUN_CONTROL_KEYS = ("resume", "progress", "results_dir", "device", "checkpoint")
 
 
@@ -52,7 +54,12 @@ def after_save(run_dir: Path, policy: str, epoch: int) -> None:
         shutil.copy2(src, dst)
 
 
-def at_end(run_dir: Path, policy: str, status: str) -> None:
-    """Apply the policy once the run has ended with `status`."""
+def at_end(run_dir: Path, policy: str, status: str, weights: dict | None = None) -> None:
+    """Apply the policy once the run has ended with `status`; `weights` (the final state_dict) replace
+    the checkpoint of a completed run under `last`."""
     if policy == "last" and status == "completed":
+        if weights is not None:
+            from .results import atomic_torch_save
+
+            atomic_torch_save(weights, run_dir / WEIGHTS)
         (run_dir / CKPT).unlink(missing_ok=True)

@@ -326,7 +326,7 @@ class Trainer:
             self.strategy.close()
             logger.close()
             if self.world.is_main:
-                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status)
+                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
         return self.row
 
     # -- the result row ---------------------------------------------------------------------------

@@ -158,13 +158,13 @@ def test_weights_from_an_earlier_run_directory(tmp_path):
     from fastdrop.trainer import Trainer
 
     cfg = compose_config(["model=vgg11", "model.width=0.125", "data.train_subset=128", "data.test_subset=32",
-                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu",
-                          "checkpoint=keep"])  # the default removes a completed run's checkpoint
+                          "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu"])
     t = Trainer(cfg, tmp_path / "yesterday")
     t.fit()
+    assert not (tmp_path / "yesterday" / "checkpoint.pt").exists()  # the default policy: only weights.pt stays
     chain, info = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}"),
                         10, 1, 28)
-    assert info["classifier"] == "loaded" and info["weights_file"].endswith("checkpoint.pt")
+    assert info["classifier"] == "loaded" and info["weights_file"].endswith("weights.pt")
     for (k, a), b in zip(t.chain.state_dict().items(), chain.state_dict().values()):
         assert torch.equal(a, b), k
     _, info5 = build(model_cfg("model=vgg11", "model.width=0.125", f"model.weights={tmp_path / 'yesterday'}"),
@@ -190,7 +190,7 @@ def test_state_dict_files_load_exactly_or_name_the_problem(tmp_path):
     torch.save({"x": 1}, tmp_path / "notsd.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a pickle")
     cases = {"missing.pt": "has no layer2.0.bn1.running_var", "notsd.pt": "does not hold a state_dict",
-             "junk.pt": "unreadable", "nothere.pt": "no such file", ".": "holds no checkpoint.pt"}
+             "junk.pt": "unreadable", "nothere.pt": "no such file", ".": "holds no checkpoint.pt or weights.pt"}
     for name, match in cases.items():
         with pytest.raises(WeightsError, match=match):
             build(model_cfg(f"model.weights={tmp_path / name}", "model.stem=imagenet", "model.width=1.0"), 10, 3, 32)

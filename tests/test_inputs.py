@@ -201,18 +201,23 @@ def test_schedule_warning_reaches_log_and_row(small_cfg, tmp_path, caplog):
 
 
 # -- checkpoint policy and leftovers ------------------------------------------------------------------------
-@pytest.mark.parametrize("policy, left", [("last", []), ("keep", ["checkpoint.pt"]), ("none", []),
+@pytest.mark.parametrize("policy, left", [("last", ["weights.pt"]), ("keep", ["checkpoint.pt"]), ("none", []),
                                           ("every", ["checkpoint-epoch1.pt", "checkpoint-epoch2.pt", "checkpoint.pt"])])
 def test_checkpoint_policy(small_cfg, tmp_path, policy, left):
     over = ["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}", "strategy.cache.backend=disk",
             f"checkpoint={policy}"]
-    row = Trainer(small_cfg(over), tmp_path / "run").fit()
+    t = Trainer(small_cfg(over), tmp_path / "run")
+    row = t.fit()
     assert row["status"] == "completed"
     left_over = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != "metrics.csv")  # the csv logger's
     assert left_over == left  # no empty feature_cache/ either
     if policy == "every":
         first = torch.load(tmp_path / "run" / "checkpoint-epoch1.pt", weights_only=False)
         assert first["epoch"] == 1
+    if policy == "last":  # the final weights, alone
+        final = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
+        assert final.keys() == t.chain.state_dict().keys()
+        assert all(torch.equal(final[k], v) for k, v in t.chain.state_dict().items())
 
 
 def test_resume_needs_a_checkpoint_policy(small_cfg):

@@ -4,7 +4,7 @@
 `DEFAULT`, or the full `ResNet18_Weights.IMAGENET1K_V1`; the VGGs take the `vgg*_bn` weights), read
 through torchvision's weights API from its cache (<torch.hub.get_dir()>/checkpoints/<file>, i.e.
 $TORCH_HOME/hub/checkpoints) and downloaded only when that file is missing; or a path to a state_dict
-file, to a fastdrop checkpoint.pt, or to an earlier fastdrop run directory (its checkpoint.pt):
+file, to a fastdrop checkpoint.pt, or to an earlier fastdrop run directory (its checkpoint.pt, or the weights.pt a completed run leaves):
 yesterday's model retrained on today's data. A state_dict may be keyed like the torchvision module
 (`layer1.0.conv1.weight`) or like fastdrop's chain (`units.3.conv.weight`, what checkpoints hold).
 
@@ -30,10 +30,11 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from ..checkpoint import CKPT, WEIGHTS
+
 log = logging.getLogger(__name__)
 
 STEMS = ("auto", "imagenet", "small")
-CKPT = "checkpoint.pt"
 
 
 class WeightsError(ValueError):
@@ -98,10 +99,11 @@ def read_path(spec: str) -> tuple[dict, Path]:
     """(state_dict, file) from a state_dict file, a fastdrop checkpoint, or a fastdrop run directory."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / CKPT).is_file():
-            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} (not a fastdrop run directory, "
-                              "or a completed run: keep its checkpoint with checkpoint=keep)")
-        path = path / CKPT
+        found = [path / f for f in (CKPT, WEIGHTS) if (path / f).is_file()]  # a checkpoint is the newer
+        if not found:
+            raise WeightsError(f"model.weights={spec}: the directory holds no {CKPT} or {WEIGHTS} (not a fastdrop "
+                              "run directory, or a run with checkpoint=none)")
+        path = found[0]
     if not path.is_file():
         raise WeightsError(f"model.weights={spec}: no such file or directory (expected a torchvision weights "
                            "name such as IMAGENET1K_V1, a state_dict file or a fastdrop run directory)")
