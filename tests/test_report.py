@@ -299,3 +299,24 @@ def test_custom_model_without_width(tmp_path):
     assert "network chain-custom is neither VGG nor ResNet: not in Tables 1-2" in w
     r = build_tables(df)["table3_flops"].iloc[0]
     assert r["Width"] == DASH and r["Network"] == "chain-custom"
+
+
+def test_fine_tuned_runs_are_compared_only_with_runs_from_the_same_weights(tmp_path):
+    def tuned(row, weights="/data/runs/yesterday"):
+        row["weights"] = weights
+        return row
+
+    write(tmp_path, make_row("sgd", 0, 10.0, 98.0))                            # from scratch
+    lone = write(tmp_path, tuned(make_row("dropping", 0, 4.0, 97.0), "IMAGENET1K_V1"))  # no tuned sgd
+    write(tmp_path, tuned(make_row("sgd", 0, 8.0, 99.0)))
+    write(tmp_path, tuned(make_row("dropping", 0, 2.0, 98.5)))
+    df, _ = load_rows(tmp_path)
+    w = []
+    t1 = build_tables(df, w)["table1_vgg"]
+    scratch, tuned_row = only(t1, Network="vgg11"), only(t1, Network="vgg11 (from yesterday)")
+    assert scratch["SGD T (min)"] == "10.00" and scratch["Dropping T (min)"] == DASH
+    assert tuned_row["SGD T (min)"] == "8.00" and tuned_row["Dropping ΔT (%)"] == "75.00"
+    r = only(t1, Network="vgg11 (from IMAGENET1K_V1)")
+    assert r["SGD T (min)"] == DASH and r["Dropping ΔT (%)"] == DASH
+    text = "\n".join(w)
+    assert str(lone) in text and "starting weights (none vs IMAGENET1K_V1)" in text

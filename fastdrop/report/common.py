@@ -15,12 +15,14 @@ from ..models import MODELS
 from ..strategies import STRATEGIES, baseline, table3_strategy  # noqa: F401  (baseline: re-exported)
 
 # Two runs are comparable (ΔT, accuracy drop) only if all of these match, and the seed.
-GROUP_KEYS = ["model", "data", "width", "epochs", "batch_size", "precision", "device", "device_name"]
+# `weights` (the starting weights; "" from scratch) keeps a fine-tuned run from being compared with a
+# run trained from scratch.
+GROUP_KEYS = ["model", "data", "width", "epochs", "batch_size", "precision", "device", "device_name", "weights"]
 KEY_LABEL = {"model": "network", "data": "dataset", "width": "width", "epochs": "epochs",
              "batch_size": "batch size", "precision": "precision", "device": "device",
-             "device_name": "device name", "seed": "seed"}
+             "device_name": "device name", "weights": "starting weights", "seed": "seed"}
 # One set of figures per (model, data, width, epochs, seed, device).
-FIG_KEYS = ["model", "data", "width", "epochs", "seed", "device"]
+FIG_KEYS = ["model", "data", "width", "epochs", "seed", "device", "weights"]
 
 DASH = "–"
 
@@ -90,9 +92,19 @@ def _order(model: str, data: str) -> tuple:
     return (MODELS.order(model), model, DATASETS.order(data), data)
 
 
+def weights_label(weights) -> str:
+    """Starting weights as a table shows them: '' from scratch, a torchvision name, or a file's name."""
+    return Path(weights).name if weights and ("/" in weights or "\\" in weights) else (weights or "")
+
+
+def network_label(model: str, weights) -> str:
+    w = weights_label(weights)
+    return f"{model} (from {w})" if w else model
+
+
 def _label(key: dict) -> str:
-    return (f"{key['model']}/{key['data']} width {fmt_width(key['width'])} {key['epochs']} ep batch {key['batch_size']} "
-            f"{key['precision']} {key['device_name']}")
+    return (f"{network_label(key['model'], key.get('weights'))}/{key['data']} width {fmt_width(key['width'])} "
+            f"{key['epochs']} ep batch {key['batch_size']} {key['precision']} {key['device_name']}")
 
 
 def paper_numbers() -> pd.DataFrame:

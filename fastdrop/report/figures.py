@@ -9,6 +9,7 @@ from typing import Optional
 
 import pandas as pd
 
+from .common import network_label, weights_label
 from .common import FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, strategies, style
 from .decisions import decision_figure
 from .rows import load_rows
@@ -64,12 +65,13 @@ def figure_groups(df: pd.DataFrame, warnings: list[str], run_ids: Optional[list[
 
 def _fig_stem(k: dict) -> str:
     w = f"_w{k['width']:g}" if math.isfinite(k["width"]) else ""
-    return f"{_slug(k['model'])}_{_slug(k['data'])}{w}_e{k['epochs']}_s{k['seed']}_{_slug(k['device'])}"
+    start = f"_from-{_slug(weights_label(k['weights']))}" if k.get("weights") else ""
+    return f"{_slug(k['model'])}{start}_{_slug(k['data'])}{w}_e{k['epochs']}_s{k['seed']}_{_slug(k['device'])}"
 
 
 def _identity(k: dict, runs: dict) -> str:
     any_run = next(iter(runs.values()))
-    return (f"{k['model']} on {k['data']} (width {fmt_width(k['width'])}, {k['epochs']} epochs, seed {k['seed']}, "
+    return (f"{network_label(k['model'], k.get('weights'))} on {k['data']} (width {fmt_width(k['width'])}, {k['epochs']} epochs, seed {k['seed']}, "
             f"{any_run['device_name']})")
 
 

@@ -20,7 +20,8 @@ TABLE_FILES = {"table1_vgg": "Table 1 - VGG: training time T, test accuracy A an
 _T12_NOTE = (
     "T: training time in minutes (training loop including feature-cache building, evaluation excluded). "
     "A: test accuracy after the last epoch. ΔT (%) = (T_SGD − T) / T_SGD × 100, computed per seed against "
-    "the SGD run with the same network, dataset, width, epochs, batch size, precision, device and seed. "
+    "the SGD run with the same network, dataset, width, epochs, batch size, precision, device, starting "
+    "weights and seed. "
     "With several seeds: mean ± sample standard deviation over seeds (ΔT over the seed pairs). "
     "\"–\": no run, or no comparable SGD run; see warnings.txt.")
 NOTES = {

@@ -17,7 +17,7 @@ from .common import _finite, strategies
 COLUMNS = ["run_id", "status", "status_reason", "model", "width", "data", "strategy", "policy", "experiment", "tag",
            "seed", "epochs", "epochs_done", "batch_size", "precision", "device", "device_name", "T_min", "A",
            "train_time_s", "cache_time_s", "fwd_macs_full_per_sample", "params_total", "finished_at", "unit_names",
-           "model_family", "history"]
+           "model_family", "weights", "history"]
 
 
 def _problem(row) -> Optional[str]:
@@ -71,6 +71,7 @@ def load_rows(results_dir) -> tuple[pd.DataFrame, list[str]]:
             rec["width"] = math.nan if row["width"] is None else float(row["width"])  # None: a custom model
             rec["status_reason"] = row["status_reason"] or ""
             rec["finished_at"] = row["finished_at"] or ""
+            rec["weights"] = row["weights"] or ""  # from scratch: "" (a group key, so never None/NaN)
             records.append(rec)
     df = pd.DataFrame.from_records(records, columns=COLUMNS + ["file"])
     return df, warnings

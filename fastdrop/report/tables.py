@@ -9,6 +9,7 @@ from typing import Optional
 import pandas as pd
 
 from .common import table3_strategy
+from .common import network_label
 from .common import (GROUP_KEYS, KEY_LABEL, _finite, _label, _nan, _order, _same, _wkey,
                      baseline, family, label, mean_std, paper_dataset, paper_flops, paper_numbers, strategies)
 
@@ -41,7 +42,8 @@ def _why_no_sgd(run, all_sgd: pd.DataFrame) -> str:
         diff = [k for k in GROUP_KEYS[2:] + ["seed"] if not _same(c[k], run[k])]
         if best_diff is None or len(diff) < len(best_diff):
             best, best_diff = c, diff
-    what = ", ".join(f"{KEY_LABEL[k]} ({best[k]} vs {run[k]})" for k in best_diff)
+    show = lambda v: "none" if v == "" else v  # noqa: E731  ("" = from scratch, for starting weights)
+    what = ", ".join(f"{KEY_LABEL[k]} ({show(best[k])} vs {show(run[k])})" for k in best_diff)
     return f"no {label(baseline())} run with the same {', '.join(KEY_LABEL[k] for k in GROUP_KEYS + ['seed'])}; " \
            f"the closest, {best['run_id']}, differs in {what}"
 
@@ -62,7 +64,7 @@ SETUP_COLS = ["network", "dataset", "width", "epochs", "batch_size", "precision"
 
 
 def _setup(k: dict, seeds) -> dict:
-    return {"network": k["model"], "dataset": k["data"], "width": k["width"], "epochs": int(k["epochs"]),
+    return {"network": network_label(k["model"], k["weights"]), "dataset": k["data"], "width": k["width"], "epochs": int(k["epochs"]),
             "batch_size": int(k["batch_size"]), "precision": k["precision"], "device": k["device"],
             "device_name": k["device_name"], "seeds": ",".join(str(s) for s in sorted(seeds))}
 
