@@ -101,7 +101,8 @@ def main(argv=None) -> int:
     common = ["progress=false", "device=cpu", f"results_dir={out}", "seed=0"]
     print(f"source: {' '.join(MODEL + SOURCE)} epochs={args.source_epochs}", flush=True)
     src = run(common + MODEL + SOURCE + [f"data.root={root}", f"epochs={args.source_epochs}",
-                                         f"optim.milestones=[{max(1, args.source_epochs - 2)}]", "checkpoint=keep"], work / "source")
+                                         f"optim.milestones=[{max(1, args.source_epochs - 2)}]"],
+              work / "source")  # fine-tuned from the weights.pt the completed run leaves
     ft = common + MODEL + FINETUNE + [f"data.root={root / 'imagenette-mini'}", f"model.weights={work / 'source'}",
                                       f"epochs={args.epochs}", f"optim.milestones=[{max(1, args.epochs - 3)}]"]
     rows: dict[str, list[dict]] = {k: [] for k in STRATEGIES}
