@@ -72,6 +72,16 @@ def equal_time_epochs(t_variant: float, t_sgd: float, epochs: int) -> int:
     return max(1, min(epochs, round(epochs * t_variant / t_sgd)))
 
 
+def scaled_milestones(milestones, e: int, epochs: int) -> list[int]:
+    """LR milestones of an `epochs`-epoch schedule scaled to `e` epochs (those that still fall inside)."""
+    return sorted({max(1, round(m * e / epochs)) for m in milestones if round(m * e / epochs) < e})
+
+
+def accuracy_target(base_rows: list[dict], drop: float) -> float:
+    """Time-to-accuracy target: the baseline's median final accuracy minus `drop` points."""
+    return statistics.median(r["A"] for r in base_rows) - drop
+
+
 def default_variants() -> list[str]:
     """What `fastdrop bench` runs by default, read from the registries: the baseline, every other
     strategy (with its default policy, the paper's rule), then the Table-3 strategy with every policy
@@ -98,7 +108,7 @@ def summarise(runs: dict[str, list[dict]], equal_time: dict[str, dict], max_drif
     sgd = runs[baseline()]
     t_sgd = statistics.median(r["train_time_s"] for r in sgd)
     w_sgd = run_work(sgd[0])
-    target = statistics.median(r["A"] for r in sgd) - target_drop
+    target = accuracy_target(sgd, target_drop)
     out = []
     for v, rows in runs.items():
         T = [r["train_time_s"] for r in rows]
@@ -153,8 +163,8 @@ def bench_task(cfg, run_dir, experiment, multirun):
     total = b.repeats * len(variants)
     try:
         for i in range(b.repeats):
-            for v in variants:
-                k = i * len(variants) + variants.index(v) + 1
+            for j, v in enumerate(variants):
+                k = i * len(variants) + j + 1
                 print(f"fastdrop bench: [{k}/{total}] repeat {i + 1} {v} ...", file=sys.stderr, flush=True)
                 runs[v].append(_train(base + variant_overrides(v), Path(run_dir) / f"{v}-r{i}", experiment))
         t_sgd = statistics.median(r["train_time_s"] for r in runs[baseline()])
@@ -162,7 +172,7 @@ def bench_task(cfg, run_dir, experiment, multirun):
             if not any(r["history"][-1]["dropped_units"] for r in runs[v]):
                 continue
             e = equal_time_epochs(statistics.median(r["train_time_s"] for r in runs[v]), t_sgd, cfg.epochs)
-            ms = sorted({max(1, round(m * e / cfg.epochs)) for m in cfg.optim.milestones if round(m * e / cfg.epochs) < e})
+            ms = scaled_milestones(cfg.optim.milestones, e, cfg.epochs)
             print(f"fastdrop bench: equal-time sgd for {v}: {e} epochs ...", file=sys.stderr, flush=True)
             row = _train(base + variant_overrides(baseline()) + [f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"],
                          Path(run_dir) / f"equal-time-{v}", experiment)
@@ -176,7 +186,7 @@ def bench_task(cfg, run_dir, experiment, multirun):
     table = summarise(runs, equal_time, b.max_drift, b.target_drop)
     s0 = runs[baseline()][0]
     ident = f"{cfg.model.name}-w{cfg.model.width}-{s0['data']}-e{cfg.epochs}-s{cfg.seed}-{s0['device']}"
-    target = statistics.median(r["A"] for r in runs[baseline()]) - b.target_drop
+    target = accuracy_target(runs[baseline()], b.target_drop)
     md = (f"# fastdrop bench: {ident}\n\n"
           f"- command: `fastdrop bench {' '.join(task)}`\n"
           f"- device: {s0['device_name']}, torch {s0['torch_version']}, commit {s0['git_commit']}\n"

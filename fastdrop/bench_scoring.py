@@ -38,5 +38,3 @@ def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:
     a, b = statistics.median(with_s), statistics.median(without)
     return {"step_s_with_scores": a / steps, "step_s_without_scores": b / steps,
             "scoring_cost_pct": 100 * (a - b) / b}
-
-

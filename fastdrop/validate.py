@@ -13,7 +13,7 @@ from .models import WeightsError
 from .strategies import STRATEGIES
 from .strategies.cache import BACKENDS, DTYPES, CacheError
 from .strategies.policies import POLICIES, CutPolicy
-from .strategies.policy import CANDIDATE_RULES
+from .strategies.policy import CANDIDATE_RULES, parse_schedule
 
 
 class ConfigError(ValueError):
@@ -104,7 +104,7 @@ def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
     if not POLICIES.get(s.policy, CutPolicy).uses_schedule:
         return [f"strategy.schedule is ignored: strategy.policy is {s.policy} (add strategy.policy=schedule to use it)"]
     out, most = [], 0
-    for epoch, n in sorted((int(k), int(v)) for k, v in dict(s.schedule).items()):
+    for epoch, n in sorted(parse_schedule(s.schedule).items()):
         if epoch >= cfg.epochs:
             out.append(f"strategy.schedule entry {epoch}:{n} has no effect: a cut from the end of epoch {epoch} "
                        f"needs a later epoch (epochs={cfg.epochs})")

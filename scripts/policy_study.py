@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastdrop.bench import equal_time_epochs, run_work  # noqa: E402
+from fastdrop.bench import equal_time_epochs, run_work, scaled_milestones  # noqa: E402
 
-COMMON = ["model.width=0.25", "epochs=10", "batch_size=128", "optim.lr=0.05", "optim.milestones=[7]",
+MILESTONES = [7]
+COMMON = ["model.width=0.25", "epochs=10", "batch_size=128", "optim.lr=0.05", f"optim.milestones={MILESTONES}",
           "strategy.warmup=2", "progress=false", "data.train_subset=5000", "data.test_subset=1000"]
 CONFIGS = {
     "vgg11-mnist": ["model=vgg11", "data=mnist_mini"],
@@ -101,7 +102,7 @@ def study_pair(out: Path, name: str, seed: int, base: list[str], table_only: boo
     sgd = rows["sgd"]
     w_sgd = run_work(sgd)
     e = equal_time_epochs(run_work(rows["noise_level"]), w_sgd, sgd["epochs"])
-    ms = sorted({max(1, round(7 * e / sgd["epochs"]))} - {e}) if e > 1 else []
+    ms = scaled_milestones(MILESTONES, e, sgd["epochs"])
     # When the run saved less than an epoch of work, equal-work sgd *is* the sgd run: do not train it twice.
     eq = sgd if e == sgd["epochs"] else run(
         out, f"study-{name}-s{seed}-equal-work-sgd-e{e}",

@@ -2,8 +2,8 @@
 the identical-work check that refuses a ΔT drift can explain, time-to-accuracy and equal-time SGD."""
 import pytest
 
-from fastdrop.bench import (default_variants, equal_time_epochs, identical_work_ratio, run_work, summarise,
-                            time_to_accuracy, variant_overrides)
+from fastdrop.bench import (default_variants, equal_time_epochs, identical_work_ratio, run_work, scaled_milestones,
+                            summarise, time_to_accuracy, variant_overrides)
 from fastdrop.strategies.policies import CutPolicy, register_policy
 from fastdrop.registry import POLICIES
 
@@ -85,3 +85,10 @@ def test_default_variants_come_from_the_registries():
         assert default_variants()[-1] == "dropping:benched_toy"
     finally:
         POLICIES.unregister("benched_toy")
+
+
+def test_scaled_milestones_keep_only_those_inside_the_shorter_run():
+    assert scaled_milestones([12], 7, 16) == [5]      # 12 x 7/16 = 5.25
+    assert scaled_milestones([7], 10, 10) == [7]
+    assert scaled_milestones([7], 1, 10) == []        # round(0.7) = 1 is not inside a 1-epoch run
+    assert scaled_milestones([2, 8], 5, 10) == [1, 4]

@@ -5,12 +5,19 @@ against the noise level 1 - 1/sqrt(steps); cut epochs are marked with what was c
 the decision figure"."""
 from __future__ import annotations
 
-import math
+import textwrap
 from pathlib import Path
 
+from .common import _finite
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+
+def _unit_lines(ax, hist: list, names: list, key: str, cmap, labels: bool) -> None:
+    """One line per unit of history[key] (P' or P) over the epochs it was trained, input side first."""
+    for i, u in enumerate(names):
+        pts = [(h["epoch"], h[key][u]) for h in hist if _finite((h.get(key) or {}).get(u))]
+        if pts:
+            ax.plot(*zip(*pts), color=cmap(0.78 * i / max(len(names) - 1, 1)), lw=1.2, marker="o", ms=3,
+                    label=u if labels else None)
 
 
 def decision_figure(run: dict, title: str, path: Path) -> bool:
@@ -26,10 +33,7 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
     import matplotlib
 
     cmap = matplotlib.colormaps["plasma"]
-    for i, u in enumerate(names):
-        pts = [(h["epoch"], h["scores_std"][u]) for h in hist if _finite((h.get("scores_std") or {}).get(u))]
-        if pts:
-            ax.plot(*zip(*pts), color=cmap(0.78 * i / max(len(names) - 1, 1)), lw=1.2, marker="o", ms=3, label=u)
+    _unit_lines(ax, hist, names, "scores_std", cmap, labels=True)
     md = [(h["epoch"], h["Md"]) for h in hist if _finite(h.get("Md"))]
     if md:
         ax.step(*zip(*md), where="mid", color="black", lw=2, ls="--", label="Md (median rule's bar)")
@@ -38,10 +42,7 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
     ax.set_ylabel("standardised score P' (Eq. 3) of the units still trained")
     if noise:
         ax2 = axes[1]
-        for i, u in enumerate(names):
-            pts = [(h["epoch"], h["scores"][u]) for h in hist if _finite((h.get("scores") or {}).get(u))]
-            if pts:
-                ax2.plot(*zip(*pts), color=cmap(0.78 * i / max(len(names) - 1, 1)), lw=1.2, marker="o", ms=3)
+        _unit_lines(ax2, hist, names, "scores", cmap, labels=False)
         lv = [(h["epoch"], h["level"]) for h in hist if _finite(h.get("level"))]
         ax2.plot(*zip(*lv), color="black", lw=2, ls="--", label="noise level 1 - 1/sqrt(steps)")
         ax2.set_xlabel("epoch")
@@ -54,8 +55,6 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
                 a.annotate(h["decision_reason"].split(" (")[0], (h["epoch"], 1.0), xycoords=("data", "axes fraction"),
                            rotation=90, va="top", ha="right", fontsize=7, color="red")
     ax.legend(fontsize=7, loc="lower left", ncols=2)
-    import textwrap
-
     fig.suptitle("\n".join(textwrap.wrap(title, 90)) + "\nred lines: cuts (at the end of the epoch)", fontsize=9)
     fig.savefig(path, dpi=110)
     return True

@@ -9,11 +9,11 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import network_label, weights_label
-from .common import FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, strategies, style
+from ..strategies import STRATEGIES
+from .common import (FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, network_label, strategies,
+                     style, weights_label)
 from .decisions import decision_figure
 from .rows import load_rows
-from ..strategies import STRATEGIES
 
 def _slug(x) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", str(x)).strip("-")
@@ -71,8 +71,8 @@ def _fig_stem(k: dict) -> str:
 
 def _identity(k: dict, runs: dict) -> str:
     any_run = next(iter(runs.values()))
-    return (f"{network_label(k['model'], k.get('weights'))} on {k['data']} (width {fmt_width(k['width'])}, {k['epochs']} epochs, seed {k['seed']}, "
-            f"{any_run['device_name']})")
+    return (f"{network_label(k['model'], k.get('weights'))} on {k['data']} (width {fmt_width(k['width'])}, "
+            f"{k['epochs']} epochs, seed {k['seed']}, {any_run['device_name']})")
 
 
 def _epochs(run, field: str) -> tuple[list[int], list[float]]:

@@ -7,8 +7,7 @@ from typing import Optional
 import pandas as pd
 from tabulate import tabulate
 
-from .common import table3_strategy
-from .common import DASH, baseline, fmt_pm, fmt_width, label, strategies
+from .common import DASH, baseline, fmt_pm, fmt_width, label, strategies, table3_strategy
 from .rows import load_rows
 from .tables import compute_tables
 

@@ -8,10 +8,8 @@ from typing import Optional
 
 import pandas as pd
 
-from .common import table3_strategy
-from .common import network_label
-from .common import (GROUP_KEYS, KEY_LABEL, _finite, _label, _nan, _order, _same, _wkey,
-                     baseline, family, label, mean_std, paper_dataset, paper_flops, paper_numbers, strategies)
+from .common import (GROUP_KEYS, KEY_LABEL, _finite, _label, _nan, _order, _same, _wkey, baseline, family, label,
+                     mean_std, network_label, paper_dataset, paper_flops, paper_numbers, strategies, table3_strategy)
 
 # The paper's Tables 1 and 2, by model family (the `family` a network is registered with).
 FAMILY_TABLES = {"table1_vgg": "vgg", "table2_resnet": "resnet"}
@@ -64,9 +62,9 @@ SETUP_COLS = ["network", "dataset", "width", "epochs", "batch_size", "precision"
 
 
 def _setup(k: dict, seeds) -> dict:
-    return {"network": network_label(k["model"], k["weights"]), "dataset": k["data"], "width": k["width"], "epochs": int(k["epochs"]),
-            "batch_size": int(k["batch_size"]), "precision": k["precision"], "device": k["device"],
-            "device_name": k["device_name"], "seeds": ",".join(str(s) for s in sorted(seeds))}
+    return {"network": network_label(k["model"], k["weights"]), "dataset": k["data"], "width": k["width"],
+            "epochs": int(k["epochs"]), "batch_size": int(k["batch_size"]), "precision": k["precision"],
+            "device": k["device"], "device_name": k["device_name"], "seeds": ",".join(str(s) for s in sorted(seeds))}
 
 
 def compute_tables(df: pd.DataFrame, warnings: Optional[list[str]] = None) -> dict[str, pd.DataFrame]:

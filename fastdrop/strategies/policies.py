@@ -106,7 +106,7 @@ class Schedule(CutPolicy):
     uses_schedule = True
 
     def before_training(self, n_cut: int, n_conv: int) -> int:
-        return fn.schedule_cut({int(k): int(v) for k, v in (self.cfg.schedule or {}).items()}, 0, n_cut, n_conv)
+        return fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), 0, n_cut, n_conv)
 
     @classmethod
     def config_problems(cls, s) -> list[str]:
@@ -116,9 +116,8 @@ class Schedule(CutPolicy):
         return []
 
     def decide(self, obs: Observation) -> Decision:
-        sched = {int(k): int(v) for k, v in (self.cfg.schedule or {}).items()}
         n_conv = obs.n_cut + len(obs.p)
-        new = fn.schedule_cut(sched, obs.epoch, obs.n_cut, n_conv)
+        new = fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), obs.epoch, obs.n_cut, n_conv)
         if new > obs.n_cut:
             return Decision(new, "cut", f"schedule: cut {_span(obs.names, new - obs.n_cut)}")
         return Decision(obs.n_cut, "keep", "schedule: no cut at this epoch")

@@ -19,8 +19,9 @@
 - `noise_level` / `candidates_at_noise` / `group_cap` (the `noise_level` policy): the P of pure noise
   over N steps, 1 - 1/sqrt(N); the leading units with P >= that level (the last conv never); and at most
   ceil(frac x (n - 1)) of the n head units per decision.
-- `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading units cut}; an entry
-  for epoch 0 cuts before training starts, and a schedule may cut every conv unit (a linear probe).
+- `parse_schedule` / `schedule_cut`: the fixed schedule of the paper's reference [8], {epoch: leading
+  units cut}; an entry for epoch 0 cuts before training starts, and a schedule may cut every conv unit
+  (a linear probe).
 - `scores_settled` / `batch_growth`: the paper's future work (Sect. 6), as options: end the warm-up
   once no unit's score moves by more than a tolerance between two epochs, and grow the batch as the
   head gets cheaper (by the ratio of full to head training work, in powers of two, up to a cap).
@@ -116,6 +117,11 @@ def candidates_at_noise(p: Sequence[float], level: float) -> int:
 
 def group_cap(n_head: int, frac: float) -> int:
     return max(1, math.ceil(frac * (n_head - 1)))
+
+
+def parse_schedule(schedule) -> dict[int, int]:
+    """`strategy.schedule` ({epoch: units}, keys and values as Hydra gives them; None: empty) as ints."""
+    return {int(k): int(v) for k, v in dict(schedule or {}).items()}
 
 
 def schedule_cut(schedule: Mapping[int, int], epoch: int, n_cut: int, n_conv: int) -> int:
