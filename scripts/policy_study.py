@@ -6,8 +6,8 @@ epochs whose *work* matches the run's, LR milestones scaled alike) and its accur
 
     python scripts/policy_study.py --out results/policy --data-root <dir holding cifar10-jpeg> [--seeds 1 2]
 
-Rows go to <out>/runs (a run already there is reused, so a stopped study continues), the table to
-<out>/README.md and <out>/study.csv.
+Rows go to <out>/runs (a run already there is reused, so a stopped study continues), the table to the top of
+<out>/README.md (its hand-written `## ` sections below the table are kept) and to <out>/study.csv.
 """
 from __future__ import annotations
 
@@ -91,7 +91,10 @@ def main() -> int:
           "against sgd, a prediction, not a timed ΔT. Equal-work SGD: sgd for the epochs whose work matches the "
           "noise_level run's (LR milestone scaled alike).", "", df.to_markdown(index=False), "",
           "Not run: " + (", ".join(missing) if missing else "none"), ""]
-    (out / "README.md").write_text("\n".join(md))
+    readme = out / "README.md"
+    old = readme.read_text() if readme.is_file() else ""
+    notes = old[old.find("\n## "):] if "\n## " in old else ""  # hand-written sections below the table stay
+    readme.write_text("\n".join(md) + notes)
     print("\n".join(md))
     return 0
 
