@@ -56,7 +56,7 @@ class CacheConfig:
 @dataclass
 class StrategyConfig:
     name: str = MISSING
-    policy: str = "learn_and_drop"    # learn_and_drop (the paper) | noise_level (ours) | schedule | none
+    policy: str = "learn_and_drop"    # learn_and_drop (the paper) | ours | freezeout | autofreeze | linear | schedule | none
     candidates: str = "eq4"           # eq4 | max_prefix_sum (learn_and_drop)
     # "started learning" = epoch train loss <= start_loss x ln(classes). The paper's rule warns (and
     # marks the row) when it cuts before that (guard=warn), waits (block) or says nothing (off).
@@ -69,6 +69,12 @@ class StrategyConfig:
     # epoch -> leading units cut from then on (policy=schedule), e.g. '{2:3,4:6}'. Typed Any because
     # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
     schedule: Any = None
+    # The peers (fastdrop/strategies/peers.py): FreezeOut's freeze times and per-unit cosine rates, and
+    # Composer's linear freezing from this share of the run.
+    freezeout_t0: float = 0.8
+    freezeout_shape: str = "cubic"    # linear | squared | cubic
+    freezeout_scale_lr: bool = True   # lr0 of unit i = lr / r_i
+    linear_start: float = 0.5
     scores: bool = True               # accumulate gradient scores (off only to measure their cost)
     # Future work of the paper (Sect. 6), off by default:
     warmup_settle: Optional[float] = None  # end warm-up early once max |P_k - P_{k-1}| < this

@@ -96,11 +96,11 @@ class Trainer:
                               autocast="bf16" if cfg.precision == "bf16-mixed" else None, seed=cfg.seed,
                               batch_size=cfg.batch_size // self.world.size, eval_batch_size=cfg.data.eval_batch_size,
                               run_dir=self.run_dir, channels_last=channels_last, rank=self.world.rank,
-                              world_size=self.world.size)
+                              world_size=self.world.size, epochs=cfg.epochs)
         sample = self.data.normalize(self.data.train.fetch(slice(0, 1)), self.dtype)
         self.ctx.unit_macs = unit_macs(self.chain, sample)
         self.strategy = STRATEGIES[cfg.strategy.name](cfg.strategy, self.chain, self.data, self.ctx)
-        self.optimizer = torch.optim.SGD(self.chain.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+        self.optimizer = torch.optim.SGD(self.strategy.param_groups(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.history: list[dict] = []
@@ -244,9 +244,13 @@ class Trainer:
         t0 = time.perf_counter()
         cache_s = strat.begin_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        seen = 0
-        bar = _progress(cfg, epoch, len(self.data.train)) if self.world.is_main else None
+        seen, n_train = 0, len(self.data.train)
+        bar = _progress(cfg, epoch, n_train) if self.world.is_main else None
         for state, y in strat.batches(epoch):
+            lrs = strat.unit_lrs((epoch - 1 + seen / n_train) / cfg.epochs, cfg.optim.lr * strat.lr_scale)
+            if lrs is not None:  # a policy with per-unit rates (FreezeOut): one optimiser group per unit
+                for g, lr_u in zip(self.optimizer.param_groups, lrs):
+                    g["lr"] = lr_u
             with self.ctx.autocast_ctx():
                 loss = self.loss_fn(strat.forward(state), y)
             self.optimizer.zero_grad(set_to_none=True)

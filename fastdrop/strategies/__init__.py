@@ -9,6 +9,7 @@ from .sgd import SGD
 from .freezing import Freezing
 from .dropping import Dropping
 from . import cache_backends  # noqa: F401  (registers the cache backends)
+from . import peers  # noqa: F401  (registers the peers' cut policies)
 
 
 

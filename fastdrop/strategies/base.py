@@ -45,6 +45,7 @@ class RunContext:
     run_dir: Path = Path(".")
     channels_last: bool = False
     unit_macs: list = field(default_factory=list)  # forward MACs per sample, per unit
+    epochs: int = 0                             # the run's length in epochs
     rank: int = 0                               # data-parallel rank and world size (fastdrop.distributed)
     world_size: int = 1
 
@@ -84,6 +85,19 @@ class Strategy:
     # -- scoring ----------------------------------------------------------------------------------
     def _make_scorer(self):
         return ScoreAccumulator([u.conv_weights() for u in self.chain.units[self.n_cut: self.chain.n_conv]])
+
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups: one for the whole chain, or one per unit when the policy sets
+        per-unit learning rates (FreezeOut)."""
+        if self.cuts and self.policy.sets_unit_lrs:
+            return [{"params": list(u.parameters())} for u in self.chain.units]
+        return [{"params": list(self.chain.parameters())}]
+
+    def unit_lrs(self, progress: float, base_lr: float) -> list[float] | None:
+        """Per-unit learning rates before a step (one per param group), or None: the epoch's rate holds."""
+        if not (self.cuts and self.policy.sets_unit_lrs):
+            return None
+        return self.policy.unit_lrs(progress, base_lr, len(self.chain.units))
 
     def after_backward(self) -> None:
         if self.scorer is not None:
@@ -161,13 +175,14 @@ class Strategy:
         if self.scorer is None:
             return out
         p, a = self.scorer.finish()
+        g = self.scorer.last_abs_s
         names = self.chain.names[self.n_cut: self.chain.n_conv]
         out["scores"] = dict(zip(names, p))
         out["scores_std"] = dict(zip(names, policy.standardise(p)))
         out["aapd"] = dict(zip(names, a))
         if self.cuts:
             d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
-                                               self.data.num_classes, self.scorer.steps))
+                                               self.data.num_classes, self.scorer.steps, self.ctx.epochs, list(g)))
             out.update(d.record())
             if d.warning:
                 out["warnings"] = [d.warning]

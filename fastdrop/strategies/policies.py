@@ -23,7 +23,7 @@ loss, class count) and returns a `Decision`: the new number of cut units plus th
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from statistics import median
 
 from ..registry import POLICIES
@@ -44,6 +44,8 @@ class Observation:
     train_loss: float       # mean training loss of the epoch
     num_classes: int
     steps: int = 0          # optimiser steps the scores were accumulated over
+    epochs: int = 0         # the run's length (schedule-driven rules place their cuts by share of it)
+    g: list[float] = field(default_factory=list)  # per unit: sum over its weights of |sum of g| (Eq. 2's numerator)
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Decision:
     n_star: int | None = None    # candidates (leading head units)
     Mc: float | None = None      # their median standardised score
     Md: float | None = None      # the stored median it was compared with (learn_and_drop)
-    level: float | None = None   # the noise level raw P was compared with (noise_level)
+    level: float | None = None   # the threshold the rule compared with (noise level, AutoFreeze's tau, ...)
     warning: str | None = None   # something the user must know (goes into the row's warnings)
 
     def record(self) -> dict:
@@ -74,12 +76,18 @@ class CutPolicy:
     uses_warmup = False
     uses_schedule = False  # whether strategy.schedule means anything to it (else setting one warns)
     benched = False  # whether `fastdrop bench` runs it by default (beside each strategy's default policy)
+    sets_unit_lrs = False  # whether unit_lrs gives each unit its own learning rate (one optimiser group each)
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def decide(self, obs: Observation) -> Decision:
         return Decision(obs.n_cut, "keep", "policy none: never cuts")
+
+    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:
+        """Per-unit learning rates at `progress` (share of the run done), called before every step when
+        `sets_unit_lrs`; None: every unit follows optim.lr and its milestones."""
+        return None
 
     def before_training(self, n_cut: int, n_conv: int) -> int:
         """Units to cut before epoch 1 (an "epoch 0" decision); none for a score-driven policy."""
@@ -104,6 +112,11 @@ register_policy(CutPolicy)
 class Schedule(CutPolicy):
     name = "schedule"
     uses_schedule = True
+
+    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:
+        """Per-unit learning rates at `progress` (share of the run done), called before every step when
+        `sets_unit_lrs`; None: every unit follows optim.lr and its milestones."""
+        return None
 
     def before_training(self, n_cut: int, n_conv: int) -> int:
         return fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), 0, n_cut, n_conv)

@@ -158,3 +158,58 @@ def batch_growth(full_work: float, head_work: float, batch_size: int, max_batch_
     while f > 1 and batch_size * f > max_batch_size:
         f //= 2
     return f
+
+
+# -- the peers' rules (fastdrop.strategies.peers) ----------------------------------------------------
+
+FREEZEOUT_SHAPES = {"linear": lambda x: x, "squared": lambda x: x ** 2, "cubic": lambda x: x ** 3}
+
+
+def freezeout_times(n_units: int, t0: float, shape: str) -> list[float]:
+    """FreezeOut (Brock et al. 2017): unit i of units 0..L (L = the classifier) freezes at the share
+    r_i = f(t0 + (1 - t0) i / L) of the run, f linear, squared or cubic; the classifier at r_L = 1."""
+    last = max(n_units - 1, 1)
+    f = FREEZEOUT_SHAPES[shape]
+    return [f(t0 + (1.0 - t0) * i / last) for i in range(n_units)]
+
+
+def freezeout_lr(progress: float, r: float, lr0: float, scaled: bool) -> float:
+    """A unit's learning rate at `progress` (share of the run done): a cosine from lr0 / r (scaled) or
+    lr0 down to 0 at its freeze time r, 0 after it."""
+    if progress >= r:
+        return 0.0
+    start = lr0 / r if scaled else lr0
+    return 0.5 * start * (1.0 + math.cos(math.pi * progress / r))
+
+
+def freezeout_cut(times: Sequence[float], progress: float, n_conv: int) -> int:
+    """Leading conv units whose freeze time has come by `progress` (the times rise with depth)."""
+    n = 0
+    while n < n_conv and times[n] <= progress + 1e-9:
+        n += 1
+    return n
+
+
+def autofreeze_rates(g_prev: Sequence[float], g: Sequence[float]) -> list[float]:
+    """AutoFreeze (Liu et al. 2021): each unit's gradient-norm change rate |G_prev - G| / G_prev, with
+    G = sum over the unit's weights of |sum over the interval's steps of g| (the numerator of Eq. 2)."""
+    return [abs(a - b) / a if a > 0 else math.inf for a, b in zip(g_prev, g)]
+
+
+def autofreeze_cut(rates: Sequence[float]) -> tuple[int, float]:
+    """(leading units to cut, tau): tau = median rate over the head; cut the units before the first one
+    with rate >= tau, never the last conv unit. A NaN rate stops the cut there."""
+    if not rates:
+        return 0, math.nan
+    tau = median(rates)
+    n = 0
+    while n < len(rates) - 1 and rates[n] < tau:  # NaN compares False
+        n += 1
+    return n, tau
+
+
+def linear_cut(progress: float, start: float, n_units: int, n_conv: int, level: float = 1.0) -> int:
+    """Composer's LayerFreezing: from `start` (share of the run) a share of the units that grows linearly to
+    `level` x all of them at the end, int(share x units), at most every conv unit."""
+    share = min(1.0, max(0.0, (progress - start) / (1.0 - start))) * level if start < 1 else 0.0
+    return min(n_conv, int(share * n_units + 1e-9))

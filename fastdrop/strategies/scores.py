@@ -19,6 +19,7 @@ class ScoreAccumulator:
         self.S = [torch.zeros_like(w, memory_format=torch.contiguous_format) for w in self.weights]
         self.A = [torch.zeros_like(w, memory_format=torch.contiguous_format) for w in self.weights]
         self.steps = 0
+        self.last_abs_s: list[float] = []  # per unit, sum of |S| at the last finish() (AutoFreeze's G)
 
     def reset(self):
         if not self.weights:  # every conv unit cut (a linear probe): nothing to score; foreach ops refuse []
@@ -47,6 +48,7 @@ class ScoreAccumulator:
         per_abs_s = torch.zeros(n, dtype=torch.float64, device=dev).index_add_(0, owner, abs_s)
         per_a = torch.zeros(n, dtype=torch.float64, device=dev).index_add_(0, owner, a)
         per_abs_s, per_a = per_abs_s.tolist(), per_a.tolist()
+        self.last_abs_s = per_abs_s
         numel = [sum(w.numel() for w in ws) for ws in self.units]
         p = [layer_score(s, x) for s, x in zip(per_abs_s, per_a)]
         return p, [aapd(x, k) for x, k in zip(per_a, numel)]
