@@ -74,7 +74,7 @@ def remove_created() -> None:
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse `resume=true` before anything in `run_dir` is touched."""
-    from .checkpoint import CKPT, config_fingerprint, read_fingerprint
+    from .checkpoint import CKPT, config_fingerprint, read_fingerprint, unreadable
 
     path = run_dir / CKPT
     if not path.exists():
@@ -83,7 +83,7 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     try:
         fingerprint = read_fingerprint(path)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
-        reject(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again")
+        reject(unreadable(path, e))
     if fingerprint != config_fingerprint(cfg):
         try:
             original = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")

@@ -210,9 +210,9 @@ class Trainer:
         if not path.exists():
             raise ConfigError(f"resume=true but {path} does not exist; pass hydra.run.dir=<the run's directory>")
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            state = checkpoint.load(path, map_location=self.device)
         except Exception as e:
-            raise ConfigError(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again") from None
+            raise ConfigError(checkpoint.unreadable(path, e)) from None
         if state["fingerprint"] != config_fingerprint(self.cfg):
             raise ConfigError(f"checkpoint {path} was written with different overrides; resume with the same "
                               "overrides as the original run (the CLI keeps them in its .hydra/overrides.yaml)")
