@@ -93,6 +93,21 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
         reject(f"checkpoint {path} was written with different overrides; {hint}")
 
 
+def lock_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """Take the run directory's lock (fastdrop.runlock) before Hydra writes .hydra/ and the log into it:
+    a second process on it is refused here and changes nothing. Held until this process ends."""
+    from . import distributed
+    from .runlock import RunDirBusy, acquire_for_world
+
+    world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
+    try:
+        acquire_for_world(run_dir, world)
+    except RunDirBusy as e:
+        if world.is_main:
+            reject(str(e))
+        sys.exit(2)  # rank 0 says it
+
+
 def _record(job_return, cfg: DictConfig) -> dict:
     value = job_return._return_value
     if job_return.status.name != "COMPLETED":
@@ -115,6 +130,7 @@ class FastdropCallback(Callback):
         if cfg.resume:
             check_resume(cfg, run_dir)
         STATE.run_top, STATE.results_top = _missing_top(run_dir), _missing_top(Path(cfg.results_dir) / "runs")
+        lock_run_dir(cfg, run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()

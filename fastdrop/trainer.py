@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, runlock
 from .checkpoint import CKPT, config_fingerprint  # noqa: F401  (re-exported: tests, callbacks)
 from .data import DATASETS, ImageData, StreamPolicy, load_data
 from .evaluate import evaluate
@@ -66,9 +66,10 @@ class Trainer:
         supplied directly (a user's own network: see fastdrop.api); otherwise they are built from the config."""
         validate(cfg)
         self.cfg, self.run_dir, self.experiment = cfg, Path(run_dir), experiment
+        self.world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
+        self._locked = runlock.acquire_for_world(self.run_dir, self.world)  # before anything in it is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_results_dir()
-        self.world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
         self.device = distributed.device_for(self.world, resolve_device(cfg.device))
         self.dtype = torch.float64 if cfg.precision == "64-true" else torch.float32
         torch.manual_seed(cfg.seed)
@@ -325,9 +326,17 @@ class Trainer:
             self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
             self.strategy.close()
             logger.close()
-            if self.world.is_main:
-                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
+            try:
+                if self.world.is_main:
+                    checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
+            finally:
+                self._unlock()
         return self.row
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            runlock.release(self.run_dir)
 
     # -- the result row ---------------------------------------------------------------------------
     def _row(self, status: str, reason: str) -> dict:
