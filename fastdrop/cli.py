@@ -39,15 +39,18 @@ def _hydra_app(task):
 
 def run_task(cfg, run_dir, experiment, multirun):
     """Train one run. Bad input: one `fastdrop: error:` line, exit 2 (a run rejected before training
-    leaves no directory behind). Divergence: exit 3. Ctrl-C / SIGTERM: one line with the row and the
-    resume command, exit 130 / 143. In a sweep nothing exits: the outcome goes to the sweep summary."""
+    leaves no directory behind). Divergence: exit 3. A write without space or permission: one line, exit 4.
+    Ctrl-C / SIGTERM: one line with the row and the resume command, exit 130 / 143. In a sweep nothing
+    exits: the outcome goes to the sweep summary (a sweep stopped by a signal prints that of the jobs so far)."""
     from . import distributed
     from .callbacks import remove_created
+    from .results import WriteError
     from .signals import raise_on_sigterm
     from .trainer import Trainer
     from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
+    logging.raiseExceptions = False  # a log file on a full disk: no "--- Logging error ---" tracebacks
     raise_on_sigterm()
     trainer = None
     try:
@@ -58,6 +61,9 @@ def run_task(cfg, run_dir, experiment, multirun):
         if trainer is None and not multirun:
             remove_created()
         return _outcome(trainer, "failed", str(e), multirun, 2)
+    except WriteError as e:  # no space or permission: the last whole checkpoint stays, to resume
+        print(f"fastdrop: error: {e}", file=sys.stderr, flush=True)
+        return _outcome(trainer, "failed", str(e), multirun, 4)
     except KeyboardInterrupt as e:
         _stopped(e, trainer, run_dir)
     except Exception as e:

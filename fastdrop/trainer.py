@@ -31,7 +31,7 @@ from .flops import unit_macs
 from .loggers import make_logger
 from .models import Chain, apply_weights, build, chain_of, default_name
 from .models.weights import is_torchvision_name
-from .results import atomic_torch_save, write_row
+from .results import WriteError, atomic_torch_save, write_row
 from .row import build_row
 from .schedule import get_lr
 from .signals import raise_on_sigterm
@@ -296,6 +296,7 @@ class Trainer:
         log.info("run directory: %s", self.run_dir.resolve())
         raise_on_sigterm()
         logger = make_logger(self.cfg.logger.name, self.run_dir, self.world.rank)
+        row_error = None
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
                 rec = self.train_epoch(epoch)
@@ -311,6 +312,9 @@ class Trainer:
                     cb(self, epoch, rec)
         except Diverged as e:
             status, reason = "diverged", str(e)
+        except WriteError as e:  # no space or permission: one line, exit 4; checkpoint.pt is the last whole one
+            status, reason = "failed", str(e)
+            raise
         except USER_ERRORS as e:
             status, reason = "failed", str(e)
             raise
@@ -323,7 +327,10 @@ class Trainer:
             raise
         finally:
             self.row = self._row(status, reason)
-            self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
+            try:
+                self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
+            except WriteError as e:  # raised below unless the run already stops with its own error
+                self.row_path, row_error = None, e
             self.strategy.close()
             logger.close()
             try:
@@ -331,6 +338,8 @@ class Trainer:
                     checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
             finally:
                 self._unlock()
+        if row_error is not None:
+            raise row_error
         return self.row
 
     def _unlock(self) -> None:
