@@ -131,6 +131,12 @@ class Trainer:
         for k, counts in self.class_counts.items():
             if sum(c > 0 for c in counts) < 2:
                 self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
+        n, unseen = len(data.train), sum(c == 0 for c in self.class_counts["train"])
+        if unseen:
+            self.warn(f"the train split holds {n} images for {data.num_classes} classes: {unseen} classes have no "
+                      f"training image (data.train_subset={d.train_subset})")
+        if cfg.batch_size >= n:
+            self.warn(f"batch_size {cfg.batch_size} >= the {n} training images: one optimiser step per epoch")
         return data
 
     def _build_chain(self, chain, name: str | None) -> tuple[Chain, str, dict]:
