@@ -6,7 +6,8 @@
   directories the run is about to create, so a run rejected later (missing data) can remove them.
 - In a sweep every job writes `fastdrop-job.json` (its overrides and outcome) into its own directory
   (`on_job_end`, which runs where the job runs, also on a Slurm node); `on_multirun_end` reads them
-  back and prints one summary, and the command exits 1 if any job did not complete.
+  back and prints one summary, and the command exits 1 if any job did not complete. A sweep stopped by
+  Ctrl-C or SIGTERM prints the summary of the jobs that ended (`print_stopped_sweep`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class _State:
     run_top: Path | None = None      # the highest directory a single run is about to create for itself
     results_top: Path | None = None  # ... and for its results (kept if anything was written there)
     sweep_exit: int = 0        # exit code of the last sweep
+    sweep_dir: Path | None = None  # the sweep running now, and when it started
+    sweep_started: float = 0.0
 
 
 STATE = _State()
@@ -133,7 +136,8 @@ class FastdropCallback(Callback):
         lock_run_dir(cfg, run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.started = time.time()
+        self.started = STATE.sweep_started = time.time()
+        STATE.sweep_dir = Path(config.hydra.sweep.dir)
         bad = unknown_keys(task_config(config))
         if bad:
             reject(unknown_key_message(bad[0]))
@@ -153,6 +157,22 @@ class FastdropCallback(Callback):
         STATE.sweep_exit = code
         stream = sys.stdout if code == 0 else sys.stderr
         print("\n".join(lines), file=stream, flush=True)
+
+
+def print_stopped_sweep(signame: str, job_dir: Path | None = None, reason: str = "") -> None:
+    """After a signal stopped a sweep: record the stopped job's outcome (in `job_dir`), then print the
+    summary of the jobs that started; jobs after it never start."""
+    if STATE.sweep_dir is None:
+        return
+    if job_dir is not None:
+        rec = {"overrides": list(HydraConfig.get().overrides.task), "status": "failed", "reason": reason}
+        try:
+            (Path(job_dir) / JOB_FILE).write_text(json.dumps(rec) + "\n")
+        except OSError:
+            pass  # the summary then says it left no outcome
+    lines, _ = sweep_summary(STATE.sweep_dir, STATE.sweep_started)
+    lines[0] += f"; stopped by {signame}, later jobs did not start"
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:
