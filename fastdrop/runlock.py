@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import socket
 from pathlib import Path
@@ -45,8 +46,10 @@ def acquire(run_dir: str | Path) -> Path:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         os.close(fd)
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no flock here (Lustre noflock)
+            logging.getLogger("fastdrop").warning("run directory %s cannot be locked (%s): nothing stops a second "
+                                                  "process on it", key, e.strerror)
+            return key
         raise RunDirBusy(f"run directory {key} is in use by {_holder(path)} (lock {path}); wait for that run "
                          "to end, or pick another hydra.run.dir") from None
     os.ftruncate(fd, 0)
