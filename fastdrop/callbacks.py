@@ -6,7 +6,8 @@
   directories the run is about to create, so a run rejected later (missing data) can remove them.
 - In a sweep every job writes `fastdrop-job.json` (its overrides and outcome) into its own directory
   (`on_job_end`, which runs where the job runs, also on a Slurm node); `on_multirun_end` reads them
-  back and prints one summary, and the command exits 1 if any job did not complete.
+  back and prints one summary, and the command exits 1 if any job did not complete. A sweep stopped by
+  Ctrl-C or SIGTERM prints the summary of the jobs that ended (`print_stopped_sweep`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class _State:
     run_top: Path | None = None      # the highest directory a single run is about to create for itself
     results_top: Path | None = None  # ... and for its results (kept if anything was written there)
     sweep_exit: int = 0        # exit code of the last sweep
+    sweep_dir: Path | None = None  # the sweep running now, and when it started
+    sweep_started: float = 0.0
 
 
 STATE = _State()
@@ -74,7 +77,7 @@ def remove_created() -> None:
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse `resume=true` before anything in `run_dir` is touched."""
-    from .checkpoint import CKPT, config_fingerprint, read_fingerprint
+    from .checkpoint import CKPT, config_fingerprint, read_fingerprint, unreadable
 
     path = run_dir / CKPT
     if not path.exists():
@@ -83,7 +86,7 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     try:
         fingerprint = read_fingerprint(path)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
-        reject(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again")
+        reject(unreadable(path, e))
     if fingerprint != config_fingerprint(cfg):
         try:
             original = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
@@ -91,6 +94,21 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
         except OSError:
             hint = "resume with the same overrides as the original run"
         reject(f"checkpoint {path} was written with different overrides; {hint}")
+
+
+def lock_run_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """Take the run directory's lock (fastdrop.runlock) before Hydra writes .hydra/ and the log into it:
+    a second process on it is refused here and changes nothing. Held until this process ends."""
+    from . import distributed
+    from .runlock import RunDirBusy, acquire_for_world
+
+    world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
+    try:
+        acquire_for_world(run_dir, world)
+    except RunDirBusy as e:
+        if world.is_main:
+            reject(str(e))
+        sys.exit(2)  # rank 0 says it
 
 
 def _record(job_return, cfg: DictConfig) -> dict:
@@ -115,9 +133,11 @@ class FastdropCallback(Callback):
         if cfg.resume:
             check_resume(cfg, run_dir)
         STATE.run_top, STATE.results_top = _missing_top(run_dir), _missing_top(Path(cfg.results_dir) / "runs")
+        lock_run_dir(cfg, run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.started = time.time()
+        self.started = STATE.sweep_started = time.time()
+        STATE.sweep_dir = Path(config.hydra.sweep.dir)
         bad = unknown_keys(task_config(config))
         if bad:
             reject(unknown_key_message(bad[0]))
@@ -137,6 +157,22 @@ class FastdropCallback(Callback):
         STATE.sweep_exit = code
         stream = sys.stdout if code == 0 else sys.stderr
         print("\n".join(lines), file=stream, flush=True)
+
+
+def print_stopped_sweep(signame: str, job_dir: Path | None = None, reason: str = "") -> None:
+    """After a signal stopped a sweep: record the stopped job's outcome (in `job_dir`), then print the
+    summary of the jobs that started; jobs after it never start."""
+    if STATE.sweep_dir is None:
+        return
+    if job_dir is not None:
+        rec = {"overrides": list(HydraConfig.get().overrides.task), "status": "failed", "reason": reason}
+        try:
+            (Path(job_dir) / JOB_FILE).write_text(json.dumps(rec) + "\n")
+        except OSError:
+            pass  # the summary then says it left no outcome
+    lines, _ = sweep_summary(STATE.sweep_dir, STATE.sweep_started)
+    lines[0] += f"; stopped by {signame}, later jobs did not start"
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:

@@ -9,6 +9,8 @@ exactly. What stays once the run has ended:
 - `every`: it stays, and so does one `checkpoint-epoch<N>.pt` per epoch (hard links where possible);
 - `none`: no checkpoint is written, so the run cannot be resumed.
 A checkpoint only resumes a run whose config has the same fingerprint (everything but run-control keys).
+Checkpoints are read with `weights_only=True` (tensors and plain values only), so a run directory from
+elsewhere cannot run code on resume.
 """
 from __future__ import annotations
 
@@ -35,11 +37,24 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_fingerprint(path: Path) -> str:
-    """The fingerprint stored in a checkpoint (memory-mapped: the weights are not read)."""
+def load(path: Path, map_location="cpu", mmap: bool = False) -> dict:
+    """A checkpoint's contents; torch's safe unpickler refuses anything but tensors and plain values."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)["fingerprint"]
+    return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+
+
+def unreadable(path: Path, e: Exception) -> str:
+    """The one line for a checkpoint `load` raised `e` on."""
+    if "Weights only load failed" in str(e):
+        return (f"checkpoint {path} holds objects other than tensors and plain values, which fastdrop does not "
+                "load (a file from elsewhere could run code); start the run again")
+    return f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again"
+
+
+def read_fingerprint(path: Path) -> str:
+    """The fingerprint stored in a checkpoint (memory-mapped: the weights are not read)."""
+    return load(path, mmap=True)["fingerprint"]
 
 
 def after_save(run_dir: Path, policy: str, epoch: int) -> None:

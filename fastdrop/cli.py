@@ -39,15 +39,18 @@ def _hydra_app(task):
 
 def run_task(cfg, run_dir, experiment, multirun):
     """Train one run. Bad input: one `fastdrop: error:` line, exit 2 (a run rejected before training
-    leaves no directory behind). Divergence: exit 3. Ctrl-C / SIGTERM: one line with the row and the
-    resume command, exit 130 / 143. In a sweep nothing exits: the outcome goes to the sweep summary."""
+    leaves no directory behind). Divergence: exit 3. A write without space or permission: one line, exit 4.
+    Ctrl-C / SIGTERM: one line with the row and the resume command, exit 130 / 143. In a sweep nothing
+    exits: the outcome goes to the sweep summary (a sweep stopped by a signal prints that of the jobs so far)."""
     from . import distributed
     from .callbacks import remove_created
+    from .results import WriteError
     from .signals import raise_on_sigterm
     from .trainer import Trainer
     from .validate import USER_ERRORS
 
     log = logging.getLogger("fastdrop")
+    logging.raiseExceptions = False  # a log file on a full disk: no "--- Logging error ---" tracebacks
     raise_on_sigterm()
     trainer = None
     try:
@@ -58,8 +61,11 @@ def run_task(cfg, run_dir, experiment, multirun):
         if trainer is None and not multirun:
             remove_created()
         return _outcome(trainer, "failed", str(e), multirun, 2)
+    except WriteError as e:  # no space or permission: the last whole checkpoint stays, to resume
+        print(f"fastdrop: error: {e}", file=sys.stderr, flush=True)
+        return _outcome(trainer, "failed", str(e), multirun, 4)
     except KeyboardInterrupt as e:
-        _stopped(e, trainer, run_dir)
+        _stopped(e, trainer, run_dir, multirun)
     except Exception as e:
         if not multirun:
             _STATE["task_raised"] = True
@@ -88,19 +94,27 @@ def _outcome(trainer, status: str, reason: str, multirun: bool, code: int) -> di
     return {"status": status, "reason": reason, "row": str(row_path) if row_path else None}
 
 
-def _stopped(e: KeyboardInterrupt, trainer, run_dir) -> None:
-    """One line for Ctrl-C / SIGTERM: where the row is and the exact command that resumes the run."""
+def _stopped(e: KeyboardInterrupt, trainer, run_dir, multirun: bool = False) -> None:
+    """One line for Ctrl-C / SIGTERM: where the row is and the exact command that resumes the run; in a
+    sweep, then the summary of the jobs that ended."""
     import signal
 
     from hydra.core.hydra_config import HydraConfig
 
-    from .callbacks import remove_created, resume_command
+    from .callbacks import print_stopped_sweep, remove_created, resume_command
 
     signum = getattr(e, "signum", signal.SIGINT)
-    what = f"fastdrop: stopped by {signal.Signals(signum).name}"
+    signame = signal.Signals(signum).name
+    what = f"fastdrop: stopped by {signame}"
     row_path = getattr(trainer, "row_path", None)
     if trainer is not None and not trainer.world.is_main:
         sys.exit(128 + signum)  # rank 0 says it
+    if multirun:
+        done = len(trainer.history) if trainer is not None else 0
+        epochs = f" after epoch {done}/{trainer.cfg.epochs}" if trainer is not None else " before training started"
+        print(f"{what}{epochs}" + (f"; row (status failed): {row_path}" if row_path else ""), file=sys.stderr)
+        print_stopped_sweep(signame, run_dir, f"stopped by {signame}{epochs}")
+        sys.exit(128 + signum)
     if trainer is None or row_path is None:
         remove_created()
         print(f"{what} before training started; nothing was written", file=sys.stderr, flush=True)
@@ -175,7 +189,7 @@ def _hydra_main(task, name: str, rest: list[str]) -> int:
     `fastdrop: error:` line and exit 2 instead of Hydra's exit 1."""
     import os
 
-    from .callbacks import STATE
+    from .callbacks import STATE, print_stopped_sweep
 
     problem = _argv_problem(rest)
     if problem:
@@ -184,9 +198,17 @@ def _hydra_main(task, name: str, rest: list[str]) -> int:
     sys.argv = [f"{Path(sys.argv[0]).name} {name}"] + rest
     user_full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing and exiting 1
-    _STATE["task_raised"], STATE.sweep_exit = False, 0
+    _STATE["task_raised"], STATE.sweep_exit, STATE.sweep_dir = False, 0, None
     try:
         _hydra_app(task)()
+    except KeyboardInterrupt as e:  # between the jobs of a sweep (a job's own is handled in run_task)
+        import signal
+
+        signum = getattr(e, "signum", signal.SIGINT)
+        if STATE.sweep_dir is None:
+            raise
+        print_stopped_sweep(signal.Signals(signum).name)
+        return 128 + signum
     except Exception as e:
         if _STATE["task_raised"] or user_full:
             raise

@@ -56,8 +56,10 @@ class CSVLogger(NoLogger):
         self.path = self.run_dir / "metrics.csv"
 
     def log_epoch(self, rec: dict) -> None:
+        from .results import writing
+
         new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
+        with writing(self.path), open(self.path, "a", newline="") as f:
             w = csv.writer(f)
             if new:
                 w.writerow(["epoch", *METRICS])

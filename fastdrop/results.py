@@ -1,12 +1,17 @@
 """One flat JSON row per run under `<results_dir>/runs/`, written atomically (temp file + rename), so
-concurrent runs of a sweep never corrupt each other and a crash never leaves half a row."""
+concurrent runs of a sweep never corrupt each other and a crash never leaves half a row. A write that
+fails for lack of space or permission raises `WriteError`: one line naming the file, the bytes it
+needed where known and the free space there (the CLI prints it and exits 4)."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,17 +41,73 @@ def _clean(o):
     return o
 
 
+def human_bytes(n: float) -> str:
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB"]:
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+
+
+# Why a write can fail that the user, not fastdrop, must mend: no space (or quota), no permission, read-only.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class WriteError(OSError):
+    """A write fastdrop makes failed for lack of space or permission; str() is the one line to print."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def write_error(exc: BaseException, path: str | Path, needed: int | None = None) -> WriteError | None:
+    """`exc` as a WriteError about `path` when it (or what it was raised from: torch.save turns a failed
+    write into a RuntimeError) is an OSError of WRITE_ERRNOS; None otherwise."""
+    seen = exc
+    while seen is not None and not (isinstance(seen, OSError) and seen.errno in WRITE_ERRNOS):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    if isinstance(seen, WriteError):
+        return seen
+    where = Path(path).resolve()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{human_bytes(shutil.disk_usage(where).free)} free in {where}"
+    except OSError:
+        free = f"free space in {where} unknown"
+    need = f"it needs about {human_bytes(needed)}, " if needed else ""
+    return WriteError(seen.errno, f"cannot write {path}: {seen.strerror or os.strerror(seen.errno)} ({need}{free})")
+
+
+@contextmanager
+def writing(path: str | Path, needed: int | None = None):
+    """Turn a failed write to `path` (no space, no permission) into a WriteError; other errors pass."""
+    try:
+        yield
+    except Exception as e:
+        err = write_error(e, path, needed)
+        if err is None:
+            raise
+        raise err from None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)  # the only portable way to read it is to set it; put it straight back
     os.umask(mask)
     return mask
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write, needed: int | None = None) -> None:
     """Write through `write(binary_file)` to a temp file beside `path`, then rename: readers see the old
-    file or the new one, never half of one. The file gets the mode a plain open() would (0666 minus the
-    umask), not mkstemp's 0600, so files in a shared data folder stay readable by the others."""
-    path = Path(path)
+    file or the new one, never half of one (a full disk leaves the old one whole, and raises WriteError
+    with the `needed` bytes). The file gets the mode a plain open() would (0666 minus the umask), not
+    mkstemp's 0600, so files in a shared data folder stay readable by the others."""
+    with writing(path, needed):
+        _atomic_write(Path(path), write)
+
+
+def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -65,11 +126,23 @@ def atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
+    data = text.encode()
+    atomic_write(path, lambda f: f.write(data), len(data))
+
+
+def _tensor_bytes(obj) -> int:
+    """The bytes of the tensors in `obj` (dicts, lists, tuples): about what torch.save writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f), _tensor_bytes(obj) or None)
 
 
 def remove_empty_dirs(*dirs: Path) -> None:

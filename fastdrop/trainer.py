@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, runlock
 from .checkpoint import CKPT, config_fingerprint  # noqa: F401  (re-exported: tests, callbacks)
 from .data import DATASETS, ImageData, StreamPolicy, load_data
 from .evaluate import evaluate
@@ -31,7 +31,7 @@ from .flops import unit_macs
 from .loggers import make_logger
 from .models import Chain, apply_weights, build, chain_of, default_name
 from .models.weights import is_torchvision_name
-from .results import atomic_torch_save, write_row
+from .results import WriteError, atomic_torch_save, write_row
 from .row import build_row
 from .schedule import get_lr
 from .signals import raise_on_sigterm
@@ -66,9 +66,10 @@ class Trainer:
         supplied directly (a user's own network: see fastdrop.api); otherwise they are built from the config."""
         validate(cfg)
         self.cfg, self.run_dir, self.experiment = cfg, Path(run_dir), experiment
+        self.world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
+        self._locked = runlock.acquire_for_world(self.run_dir, self.world)  # before anything in it is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_results_dir()
-        self.world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
         self.device = distributed.device_for(self.world, resolve_device(cfg.device))
         self.dtype = torch.float64 if cfg.precision == "64-true" else torch.float32
         torch.manual_seed(cfg.seed)
@@ -130,6 +131,12 @@ class Trainer:
         for k, counts in self.class_counts.items():
             if sum(c > 0 for c in counts) < 2:
                 self.warn(f"the {k} split holds fewer than two classes ({counts}): its accuracy and loss mean nothing")
+        n, unseen = len(data.train), sum(c == 0 for c in self.class_counts["train"])
+        if unseen:
+            self.warn(f"the train split holds {n} images for {data.num_classes} classes: {unseen} classes have no "
+                      f"training image (data.train_subset={d.train_subset})")
+        if cfg.batch_size >= n:
+            self.warn(f"batch_size {cfg.batch_size} >= the {n} training images: one optimiser step per epoch")
         return data
 
     def _build_chain(self, chain, name: str | None) -> tuple[Chain, str, dict]:
@@ -210,9 +217,9 @@ class Trainer:
         if not path.exists():
             raise ConfigError(f"resume=true but {path} does not exist; pass hydra.run.dir=<the run's directory>")
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            state = checkpoint.load(path, map_location=self.device)
         except Exception as e:
-            raise ConfigError(f"checkpoint {path} is unreadable ({type(e).__name__}); start the run again") from None
+            raise ConfigError(checkpoint.unreadable(path, e)) from None
         if state["fingerprint"] != config_fingerprint(self.cfg):
             raise ConfigError(f"checkpoint {path} was written with different overrides; resume with the same "
                               "overrides as the original run (the CLI keeps them in its .hydra/overrides.yaml)")
@@ -299,6 +306,7 @@ class Trainer:
         log.info("run directory: %s", self.run_dir.resolve())
         raise_on_sigterm()
         logger = make_logger(self.cfg.logger.name, self.run_dir, self.world.rank)
+        row_error = None
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs + 1):
                 rec = self.train_epoch(epoch)
@@ -314,6 +322,9 @@ class Trainer:
                     cb(self, epoch, rec)
         except Diverged as e:
             status, reason = "diverged", str(e)
+        except WriteError as e:  # no space or permission: one line, exit 4; checkpoint.pt is the last whole one
+            status, reason = "failed", str(e)
+            raise
         except USER_ERRORS as e:
             status, reason = "failed", str(e)
             raise
@@ -326,12 +337,25 @@ class Trainer:
             raise
         finally:
             self.row = self._row(status, reason)
-            self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
+            try:
+                self.row_path = write_row(self.cfg.results_dir, self.row) if self.world.is_main else None
+            except WriteError as e:  # raised below unless the run already stops with its own error
+                self.row_path, row_error = None, e
             self.strategy.close()
             logger.close()
-            if self.world.is_main:
-                checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
+            try:
+                if self.world.is_main:
+                    checkpoint.at_end(self.run_dir, self.cfg.checkpoint, status, self.chain.state_dict())
+            finally:
+                self._unlock()
+        if row_error is not None:
+            raise row_error
         return self.row
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            runlock.release(self.run_dir)
 
     # -- the result row ---------------------------------------------------------------------------
     def _row(self, status: str, reason: str) -> dict:

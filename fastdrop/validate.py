@@ -10,6 +10,7 @@ from .registry import either
 from .data import DataError
 from .distributed import RanksDisagree
 from .models import WeightsError
+from .runlock import RunDirBusy
 from .strategies import STRATEGIES
 from .strategies.cache import BACKENDS, DTYPES, CacheError
 from .strategies.policies import POLICIES, CutPolicy
@@ -21,7 +22,7 @@ class ConfigError(ValueError):
 
 
 # What the CLI reports as one `fastdrop: error:` line with exit code 2 (the user can fix it).
-USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError)
+USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError, RunDirBusy)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -105,3 +105,24 @@ def test_refused_resume_changes_nothing_in_the_run_directory(tmp_path):
     p = run(tmp_path, *tiny_overrides(tmp_path), f"hydra.run.dir={tmp_path / 'nothing'}", "resume=true")
     assert p.returncode == 2 and "does not exist" in p.stderr
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_sweep_stopped_by_ctrl_c_prints_the_summary_of_the_jobs_that_ended(tmp_path):
+    args = ["-m", "experiment=smoke", "data.train_subset=512", "data.test_subset=128", "epochs=1,8", "progress=false",
+            "device=cpu", f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    p = subprocess.Popen([*CLI, "run", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=ENV)
+    deadline = time.time() + 120
+    for line in p.stdout:  # job 0 (1 epoch) completes, then job 1 (8 epochs) starts its epochs
+        if "epoch 1/8" in line:
+            p.send_signal(signal.SIGINT)
+            break
+        assert time.time() < deadline
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("fastdrop: sweep:"))
+    assert lines[i].startswith("fastdrop: sweep: 2 jobs: 1 completed, 1 failed, 0 diverged"), lines[i]
+    assert "stopped by SIGINT, later jobs did not start" in lines[i]
+    assert lines[i + 1:] == [lines[-1]] and lines[-1].startswith("fastdrop: failed: epochs=8: stopped by SIGINT")

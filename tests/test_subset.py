@@ -42,3 +42,18 @@ def test_row_records_class_counts_and_warns_on_a_single_class(tmp_path, caplog):
     assert any("train split holds fewer than two classes" in w for w in row["warnings"])
     assert not any("test split" in w for w in row["warnings"])
     assert "fewer than two classes" in caplog.text
+
+
+def test_odd_sizes_warn_in_the_log_and_the_row(tmp_path, small_cfg, caplog):
+    """Issue 22: 3 training images for 10 classes, and a batch larger than the training split, ran silently."""
+    from fastdrop.trainer import Trainer
+
+    row = Trainer(small_cfg(extra={"data.train_subset": 3, "batch_size": 100000, "epochs": 1}), tmp_path / "run").fit()
+    assert sum(c > 0 for c in row["train_class_counts"]) <= 3
+    unseen = sum(c == 0 for c in row["train_class_counts"])
+    assert f"the train split holds 3 images for 10 classes: {unseen} classes have no training image " \
+           "(data.train_subset=3)" in row["warnings"]
+    assert "batch_size 100000 >= the 3 training images: one optimiser step per epoch" in row["warnings"]
+    assert "one optimiser step per epoch" in caplog.text and "have no training image" in caplog.text
+    row = Trainer(small_cfg(), tmp_path / "tiny").fit()  # the usual tiny test run: 256 images, batch 64
+    assert not any("training image" in w for w in row["warnings"])

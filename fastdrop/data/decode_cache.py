@@ -32,7 +32,7 @@ def _decode_once(ds, cache: Path, size: int, what: str, stream: StreamPolicy | N
         return decode_to_map(ds, cache.with_suffix(".u8"), size, key, what, stream)
     if cache.exists():
         try:
-            d = torch.load(cache)
+            d = torch.load(cache, weights_only=True)
             if d.get("key") == key and len(d["y"]) == len(ds):
                 return Split(d["x"], d["y"])
             log.info("decode cache %s is stale, decoding again", cache)

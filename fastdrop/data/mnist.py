@@ -67,7 +67,7 @@ def _extract(raw: Path) -> None:
             raise DataError(f"MNIST file {gz} is corrupted ({e}); replace it with a complete copy "
                             "(or delete it and use data.download=true when online)") from None
         try:
-            atomic_write(out, lambda f: f.write(data))
+            atomic_write(out, lambda f: f.write(data), len(data))
         except OSError as e:
             if out.exists():  # a read-only shared copy holding both: read what is there
                 log.warning("cannot re-extract %s (%s); using the extracted file beside it", gz, e)

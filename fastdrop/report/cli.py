@@ -5,8 +5,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..results import write_error
 from .figures import write_figures
 from .render import write_tables
+
+
+def _written(prog: str, out: Path, write):
+    """`write()`, or one error line and exit code 4 when a file under `out` cannot be written (no space
+    or permission)."""
+    try:
+        return write()
+    except OSError as e:
+        err = write_error(e, e.filename or out)
+        if err is None:
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(4) from None
 
 
 def _print_warnings(prog: str, warnings: list[str]) -> None:
@@ -25,7 +39,7 @@ def tables_main(argv: list[str]) -> int:
         print(f"fastdrop tables: error: {Path(args.results) / 'runs'} does not exist (pass --results DIR)",
               file=sys.stderr)
         return 1
-    written, warnings = write_tables(args.results, out)
+    written, warnings = _written("fastdrop tables", out, lambda: write_tables(args.results, out))
     _print_warnings("fastdrop tables", warnings)
     n_tables = sum(1 for p in written if p.suffix == ".md")
     print(f"fastdrop tables: wrote {n_tables} tables (.md, .csv, .tex) to {out}"
@@ -42,7 +56,7 @@ def figures_main(argv: list[str]) -> int:
                     help="draw only the groups of these runs (repeatable); Figs. 1/3 then use the named run")
     args = ap.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.results) / "figures"
-    written, warnings = write_figures(args.results, out, args.run_id)
+    written, warnings = _written("fastdrop figures", out, lambda: write_figures(args.results, out, args.run_id))
     _print_warnings("fastdrop figures", warnings)
     if not written:
         print(f"fastdrop figures: nothing to draw from {Path(args.results) / 'runs'}", file=sys.stderr)

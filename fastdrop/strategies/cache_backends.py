@@ -22,7 +22,7 @@ import torch
 
 from ..memory import host_available_bytes
 from ..registry import CACHE_BACKENDS
-from ..results import atomic_write_text
+from ..results import atomic_write_text, human_bytes  # noqa: F401  (re-exported: fastdrop.strategies.cache)
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
 
@@ -33,13 +33,6 @@ class CacheError(RuntimeError):
 
 class CacheDamaged(Exception):
     """A stored disk cache does not match its metadata; the caller rebuilds it."""
-
-
-def human_bytes(n: float) -> str:
-    for unit in ["B", "KiB", "MiB", "GiB", "TiB"]:
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
 
 
 def _file_digest(path: Path) -> str:

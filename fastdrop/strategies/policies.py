@@ -160,8 +160,10 @@ class _WarmUp(CutPolicy):
     def _not_learning(self, obs: Observation) -> str | None:
         if fn.learning_started(obs.train_loss, obs.num_classes, self.cfg.start_loss):
             return None
-        return (f"not learning yet: train loss {obs.train_loss:.3f} > {self.cfg.start_loss:g} x ln {obs.num_classes} "
-                f"= {self.cfg.start_loss * math.log(obs.num_classes):.3f}")
+        limit = self.cfg.start_loss * math.log(obs.num_classes)
+        op = ">" if obs.train_loss > limit else "is not below"  # a NaN loss
+        return (f"not learning yet: train loss {obs.train_loss:.3f} {op} {self.cfg.start_loss:g} x ln {obs.num_classes} "
+                f"= {limit:.3f}")
 
     def state_dict(self) -> dict:
         return {"prev_p": self.prev_p, "warm_since": self.warm_since}
@@ -235,8 +237,10 @@ class NoiseLevel(_WarmUp):
         level = fn.noise_level(obs.steps) - self.cfg.tolerance
         n = fn.candidates_at_noise(obs.p, level)
         if not n:
-            return Decision(obs.n_cut, "keep", f"{obs.names[0]} still learning: P {obs.p[0]:.3f} < noise level "
-                            f"{level:.3f}", 0, level=level)
+            why = (f"{obs.names[0]} kept: the last conv unit is never cut" if len(obs.p) == 1 else
+                   f"{obs.names[0]} still learning: P {obs.p[0]:.3f} < noise level {level:.3f}" if obs.p[0] < level
+                   else f"{obs.names[0]} kept: no score this epoch (P {obs.p[0]})")
+            return Decision(obs.n_cut, "keep", why, 0, level=level)
         k = min(n, fn.group_cap(len(obs.p), self.cfg.max_cut_fraction))
         self.cut_loss = obs.train_loss
         mc = median(obs.p[:n])

@@ -1,0 +1,85 @@
+"""A write that fails for lack of space (issue 22): one line naming the file, the bytes needed and the
+free space, exit 4, no traceback; the previous checkpoint stays whole, and resuming once there is room
+ends with the uninterrupted run's weights."""
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config
+
+from fastdrop import results
+from fastdrop.checkpoint import CKPT
+from fastdrop.results import WriteError, atomic_write_text
+from fastdrop.trainer import Trainer
+
+ENOSPC_RUN = Path(__file__).with_name("enospc_run.py")
+BASE = ["progress=false", "model.width=0.125", "data.train_subset=256", "data.test_subset=64", "batch_size=64",
+        "epochs=3", "strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}",
+        "strategy.cache.backend=disk"]
+
+
+def cli(tmp_path, *args, fail_at=None):
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # bit-identical to this process
+    entry = ["-m", "fastdrop.cli"] if fail_at is None else [str(ENOSPC_RUN), str(fail_at)]
+    return subprocess.run([sys.executable, *entry, "run", *BASE, f"results_dir={tmp_path}/results", *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
+    ref = Trainer(compose_config([*BASE, f"results_dir={tmp_path}/ref-results", "checkpoint=keep"]), tmp_path / "ref")
+    ref.fit()
+
+    run_dir = tmp_path / "run"
+    p = cli(tmp_path, f"hydra.run.dir={run_dir}", fail_at=2)
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"fastdrop: error: cannot write {run_dir / CKPT}: No space left on device (it needs "
+                               "about "), lines[0]
+    assert " free in " in lines[0]
+    assert torch.load(run_dir / CKPT, weights_only=True)["epoch"] == 1  # the previous checkpoint, whole
+    assert not list(run_dir.glob(".checkpoint.pt.*"))  # no temp file left behind
+    row = json.loads(next((tmp_path / "results" / "runs").glob("*.json")).read_text())
+    assert row["status"] == "failed" and "No space left on device" in row["status_reason"]
+
+    p = cli(tmp_path, f"hydra.run.dir={run_dir}", "resume=true", "checkpoint=keep")
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = torch.load(run_dir / CKPT, weights_only=True)["model"]
+    want = torch.load(ref.run_dir / CKPT, weights_only=True)["model"]
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_write_errors_name_the_file_and_the_free_space(tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results.os, "replace", full)
+    with pytest.raises(WriteError) as e:
+        atomic_write_text(tmp_path / "row.json", "x" * 3000)
+    assert str(e.value).startswith(f"cannot write {tmp_path / 'row.json'}: No space left on device (it needs "
+                                   "about 2.9 KiB, ")
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if os.geteuid() != 0:  # root writes anyway
+        with pytest.raises(WriteError, match="Permission denied"):
+            atomic_write_text(tmp_path / "ro" / "row.json", "x")
+
+
+def test_a_row_that_cannot_be_written_fails_the_run_with_the_line(tmp_path, monkeypatch):
+    cfg = compose_config([*BASE[:6], "epochs=1", f"results_dir={tmp_path}/results", "device=cpu"])
+    t = Trainer(cfg, tmp_path / "run")
+
+    def no_room(results_dir, row):
+        raise results.write_error(OSError(errno.ENOSPC, "No space left on device"), Path(results_dir) / "x.json")
+
+    monkeypatch.setattr("fastdrop.trainer.write_row", no_room)
+    with pytest.raises(WriteError, match="No space left"):
+        t.fit()
