@@ -26,6 +26,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from tabulate import tabulate
 
+from .bench_reference import reference_epoch_times
 from .bench_scoring import scoring_cost
 from .results import atomic_write_text
 from .strategies import STRATEGIES, baseline, table3_strategy
@@ -47,6 +48,17 @@ def run_work(row: dict) -> float:
 def first_cut_epoch(row: dict) -> int | None:
     """The epoch at whose end the first cut was made (its own work was still the full network's)."""
     return next((h["epoch"] for h in row["history"] if h["dropped_units"]), None)
+
+
+def cuts(row: dict) -> str:
+    """The run's cuts as 'epoch:units cut by then' ('3:1 5:4'), or 'none'."""
+    out, before = [], 0
+    for h in row["history"]:
+        n = len(h["dropped_units"])
+        if n > before:
+            out.append(f"{h['epoch']}:{n}")
+        before = n
+    return " ".join(out) or "none"
 
 
 def identical_work_ratio(row: dict, base: dict) -> float | None:
@@ -148,6 +160,18 @@ def _train(overrides: list[str], run_dir: Path, experiment) -> dict:
     return Trainer(c, run_dir, experiment=experiment).fit()
 
 
+def _reference(base: list[str], run_dir: Path, experiment, epochs: int) -> list[float]:
+    tr = Trainer(compose("config", overrides=base + variant_overrides(baseline())), run_dir, experiment=experiment)
+    return reference_epoch_times(tr.cfg, tr.data, tr.device, epochs)
+
+
+def reference_line(sgd_rows: list[dict], ref_epochs: list[float]) -> dict:
+    """The fastest epoch of sgd against the fastest of the hand-written loop (the floor sgd is held to)."""
+    sgd = min(h["train_time_s"] for r in sgd_rows for h in r["history"])
+    ref = min(ref_epochs)
+    return {"reference_epoch_s": ref, "sgd_epoch_s": sgd, "sgd_over_reference": sgd / ref}
+
+
 def bench_task(cfg, run_dir, experiment, multirun):
     b = cfg.bench
     task = HydraConfig.get().overrides.task
@@ -159,6 +183,7 @@ def bench_task(cfg, run_dir, experiment, multirun):
         print(f"fastdrop: error: bench.variants must start with {baseline()} (the baseline)", file=sys.stderr)
         sys.exit(2)
     runs: dict[str, list[dict]] = {v: [] for v in variants}
+    ref_epochs: list[float] = []  # the hand-written loop's epochs, run right after each sgd repeat
     equal_time: dict[str, dict] = {}
     total = b.repeats * len(variants)
     try:
@@ -167,6 +192,8 @@ def bench_task(cfg, run_dir, experiment, multirun):
                 k = i * len(variants) + j + 1
                 print(f"fastdrop bench: [{k}/{total}] repeat {i + 1} {v} ...", file=sys.stderr, flush=True)
                 runs[v].append(_train(base + variant_overrides(v), Path(run_dir) / f"{v}-r{i}", experiment))
+                if v == baseline():
+                    ref_epochs += _reference(base, Path(run_dir) / f"reference-r{i}", experiment, min(3, cfg.epochs))
         t_sgd = statistics.median(r["train_time_s"] for r in runs[baseline()])
         for v in variants[1:]:
             if not any(r["history"][-1]["dropped_units"] for r in runs[v]):
@@ -184,6 +211,7 @@ def bench_task(cfg, run_dir, experiment, multirun):
         print(f"fastdrop: error: {e}", file=sys.stderr)
         sys.exit(2)
     table = summarise(runs, equal_time, b.max_drift, b.target_drop)
+    ref = reference_line(runs[baseline()], ref_epochs)
     s0 = runs[baseline()][0]
     ident = f"{cfg.model.name}-w{cfg.model.width}-{s0['data']}-e{cfg.epochs}-s{cfg.seed}-{s0['device']}"
     target = accuracy_target(runs[baseline()], b.target_drop)
@@ -197,11 +225,14 @@ def bench_task(cfg, run_dir, experiment, multirun):
           f"{b.target_drop:g})\n"
           f"- price of scoring (sgd steps with vs without score accumulation, medians of 5 alternated blocks): "
           f"{cost['scoring_cost_pct']:+.2f} % of a step ({1e3 * cost['step_s_without_scores']:.1f} ms -> "
-          f"{1e3 * cost['step_s_with_scores']:.1f} ms)\n\n"
+          f"{1e3 * cost['step_s_with_scores']:.1f} ms)\n"
+          f"- reference loop (hand-written SGD on the same module, data and optimiser, 3 epochs after each sgd repeat): "
+          f"fastest epoch {ref['reference_epoch_s']:.2f} s, sgd's fastest {ref['sgd_epoch_s']:.2f} s: sgd / reference "
+          f"= {ref['sgd_over_reference']:.3f} (target <= 1.05)\n\n"
           + tabulate(table, headers="keys", tablefmt="github") + "\n")
     atomic_write_text(out_dir / f"{ident}.md", md)
     atomic_write_text(out_dir / f"{ident}.json", json.dumps(
-        {"config": ident, "rows": table, "equal_time": equal_time, "scoring": cost,
+        {"config": ident, "rows": table, "equal_time": equal_time, "scoring": cost, "reference": ref,
          "run_ids": {v: [r["run_id"] for r in rs] for v, rs in runs.items()}}, indent=1) + "\n")
     print(md)
     return table

@@ -11,12 +11,13 @@ from .config import conf_dir
 
 CONF_DIR = conf_dir()  # inside the package when installed from a wheel, else the checkout's conf/
 
-USAGE = """usage: fastdrop {run,tables,figures,bench} [args]
+USAGE = """usage: fastdrop {run,tables,figures,bench,suite} [args]
 
   run      train one configuration (Hydra overrides, e.g. model=resnet18 strategy=dropping; -m for sweeps)
   tables   rebuild the paper's Tables 1-3 from results/runs/*.json  (--results DIR --out DIR)
   figures  draw Figs. 1/3/5/6 from result rows                         (--results DIR --out DIR)
   bench    run sgd, freezing and dropping back to back and compare     (Hydra overrides)
+  suite    the held-out suite: sgd, its frontier, the paper's rule, ours and the peers on 5 configs
 """
 
 
@@ -267,6 +268,10 @@ def main(argv=None):
         from .bench import bench_task
 
         return _hydra_main(bench_task, "bench", rest)
+    if cmd == "suite":
+        from .suite import main as suite_main
+
+        return suite_main(rest)
     if cmd == "tables":
         from .report import tables_main
 

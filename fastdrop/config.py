@@ -75,6 +75,11 @@ class StrategyConfig:
     freezeout_shape: str = "cubic"    # linear | squared | cubic
     freezeout_scale_lr: bool = True   # lr0 of unit i = lr / r_i
     linear_start: float = 0.5
+    # Ours (fastdrop/strategies/drift.py): cut a unit once its output on a fixed probe stops moving.
+    drift_probe: int = 128            # probe images
+    drift_floor: float = 0.1          # settled: the output moved by at most this share in the epoch
+    drift_settle: float = 0.5         # ... or fell to this share of its first epoch's drift
+    drift_stall: float = 0.9          #     and no longer falls (>= this share of the previous epoch's)
     scores: bool = True               # accumulate gradient scores (off only to measure their cost)
     # Future work of the paper (Sect. 6), off by default:
     warmup_settle: Optional[float] = None  # end warm-up early once max |P_k - P_{k-1}| < this

@@ -12,7 +12,6 @@ Rows go to <out>/runs (a run already there is reused, so a stopped study continu
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastdrop.bench import equal_time_epochs, run_work, scaled_milestones  # noqa: E402
+from fastdrop.bench import cuts, equal_time_epochs, run_work, scaled_milestones  # noqa: E402
+from fastdrop.suite import completed_row  # noqa: E402
 
 MILESTONES = [7]
 COMMON = ["model.width=0.25", "epochs=10", "batch_size=128", "optim.lr=0.05", f"optim.milestones={MILESTONES}",
@@ -40,11 +40,9 @@ class NotRun(Exception):
 
 
 def run(out: Path, tag: str, overrides: list[str], table_only: bool = False) -> dict:
-    runs = out / "runs"
-    for f in sorted(runs.glob("*.json")) if runs.is_dir() else []:
-        r = json.loads(f.read_text())
-        if r.get("tag") == tag and r.get("status") == "completed":
-            return r
+    done = completed_row(out, tag)
+    if done is not None:
+        return done
     if table_only:
         raise NotRun(tag)
     cmd = [sys.executable, "-m", "fastdrop", "run", *overrides, f"tag={tag}", f"results_dir={out}",
@@ -52,16 +50,6 @@ def run(out: Path, tag: str, overrides: list[str], table_only: bool = False) -> 
     print("+", " ".join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return run(out, tag, [])
-
-
-def cuts(row: dict) -> str:
-    out, before = [], 0
-    for h in row["history"]:
-        n = len(h["dropped_units"])
-        if n > before:
-            out.append(f"{h['epoch']}:{n}")
-        before = n
-    return " ".join(out) or "none"
 
 
 def main() -> int:

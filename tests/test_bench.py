@@ -75,7 +75,7 @@ def test_sgd_baseline_runs_without_scores():
 
 
 def test_default_variants_come_from_the_registries():
-    assert default_variants() == ["sgd", "freezing", "dropping", "dropping:noise_level"]
+    assert default_variants() == ["sgd", "freezing", "dropping", "dropping:drift"]
 
     class Benched(CutPolicy):
         name, benched = "benched_toy", True
@@ -92,3 +92,15 @@ def test_scaled_milestones_keep_only_those_inside_the_shorter_run():
     assert scaled_milestones([7], 10, 10) == [7]
     assert scaled_milestones([7], 1, 10) == []        # round(0.7) = 1 is not inside a 1-epoch run
     assert scaled_milestones([2, 8], 5, 10) == [1, 4]
+
+
+def test_reference_loop_trains_the_same_module_and_is_compared_by_fastest_epoch(small_cfg, tmp_path):
+    from fastdrop.bench import reference_line
+    from fastdrop.bench_reference import reference_epoch_times
+    from fastdrop.trainer import Trainer
+
+    tr = Trainer(small_cfg(["strategy=sgd", "strategy.scores=false"]), tmp_path / "run")
+    times = reference_epoch_times(tr.cfg, tr.data, tr.device, 2)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    rows = [{"history": [{"train_time_s": 2.0}, {"train_time_s": 1.5}]}]
+    assert reference_line(rows, [1.2, 1.0])["sgd_over_reference"] == 1.5

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -43,6 +44,13 @@ def test_wheel_ships_conf_and_runs_from_an_empty_directory(tmp_path):
     # A fresh environment that reuses the installed dependencies (torch, hydra, ...), not the checkout.
     venv.create(tmp_path / "venv", system_site_packages=True, with_pip=False)
     py = tmp_path / "venv" / "bin" / "python"
+    if sys.prefix != sys.base_prefix:
+        # Run from a virtualenv (as users install): system_site_packages sees the base interpreter's
+        # packages, not this environment's, so point the new one at this environment's site-packages too.
+        site_dir = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path,
+                             env).strip())
+        here = sysconfig.get_paths()["purelib"]
+        (site_dir / "_fastdrop_test_parent_env.pth").write_text(f"import site; site.addsitedir({here!r})\n")
     _run([py, "-m", "pip", "install", "--no-deps", "-q", wheel], tmp_path, env)
     work = tmp_path / "empty"
     work.mkdir()

@@ -1,13 +1,15 @@
 """The decision figure: why a run cut where it did. Per epoch, the standardised score P'_l of every
 unit still trained (Eq. 3, the scale the paper's rule decides on), the stored median Md of the units
-dropped before (the median rule's bar) and, for our noise_level policy, where each unit's raw P stood
-against the noise level 1 - 1/sqrt(steps); cut epochs are marked with what was cut. README: "Reading
+dropped before (the median rule's bar) and, for a policy with a `trace` (noise_level: raw P against the
+noise level; drift: each unit's output drift against the floor), what it decided on; cut epochs are
+marked with what was cut and why. README: "Reading
 the decision figure"."""
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
+from ..registry import POLICIES
 from .common import _finite
 
 
@@ -27,7 +29,9 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
     if not any(h.get("decision") for h in hist):
         return False
     names = [u for u in (run.get("unit_names") or []) if any(u in (h.get("scores_std") or {}) for h in hist)]
-    noise = any(_finite(h.get("level")) for h in hist)
+    pol = POLICIES.get(run.get("policy") or "")
+    trace = getattr(pol, "trace", None)
+    noise = trace is not None and any(h.get(trace[0]) for h in hist)
     fig, axes = _new_figure(2 if noise else 1)
     ax = axes[0]
     import matplotlib
@@ -42,11 +46,13 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
     ax.set_ylabel("standardised score P' (Eq. 3) of the units still trained")
     if noise:
         ax2 = axes[1]
-        _unit_lines(ax2, hist, names, "scores", cmap, labels=False)
+        key, ylabel, level_label = trace
+        _unit_lines(ax2, hist, names, key, cmap, labels=False)
         lv = [(h["epoch"], h["level"]) for h in hist if _finite(h.get("level"))]
-        ax2.plot(*zip(*lv), color="black", lw=2, ls="--", label="noise level 1 - 1/sqrt(steps)")
+        if lv:
+            ax2.plot(*zip(*lv), color="black", lw=2, ls="--", label=level_label)
         ax2.set_xlabel("epoch")
-        ax2.set_ylabel("raw score P (Eq. 2)")
+        ax2.set_ylabel(ylabel)
         ax2.legend(fontsize=8, loc="best")
     for a in axes:
         for h in hist:

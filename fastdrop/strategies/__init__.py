@@ -10,6 +10,7 @@ from .freezing import Freezing
 from .dropping import Dropping
 from . import cache_backends  # noqa: F401  (registers the cache backends)
 from . import peers  # noqa: F401  (registers the peers' cut policies)
+from . import drift  # noqa: F401  (registers ours)
 
 
 

@@ -79,6 +79,11 @@ class Strategy:
         self.cut_history: list[tuple[int, int]] = []  # (epoch, n_cut after it)
         self.policy = make_policy(cfg)
         self.scorer = self._make_scorer() if cfg.scores else None
+        self.probe = None
+        if self.cuts and self.policy.uses_drift:
+            from .drift import FeatureProbe  # the policy's own measurement: off for every other policy
+            self.probe = FeatureProbe(chain, data, ctx, cfg.drift_probe)
+            self.probe.measure(0)  # the reference copy: epoch 1's drift is measured from the start weights
         # (state, start) -> state over the trained units; the trainer puts a DDP wrapper here under torchrun
         self.train_runner = self.chain.run
 
@@ -181,8 +186,12 @@ class Strategy:
         out["scores_std"] = dict(zip(names, policy.standardise(p)))
         out["aapd"] = dict(zip(names, a))
         if self.cuts:
+            drift = self.probe.measure(self.n_cut) if self.probe is not None else []
+            if drift:
+                out["drift"] = dict(zip(names, drift))
             d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
-                                               self.data.num_classes, self.scorer.steps, self.ctx.epochs, list(g)))
+                                               self.data.num_classes, self.scorer.steps, self.ctx.epochs, list(g),
+                                               drift))
             out.update(d.record())
             if d.warning:
                 out["warnings"] = [d.warning]
@@ -217,10 +226,15 @@ class Strategy:
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"n_cut": self.n_cut, "cut_history": self.cut_history, "policy": self.policy.state_dict()}
+        sd = {"n_cut": self.n_cut, "cut_history": self.cut_history, "policy": self.policy.state_dict()}
+        if self.probe is not None:
+            sd["probe"] = self.probe.state_dict()
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
         self.policy.load_state_dict(sd.get("policy", sd))  # older checkpoints kept the paper's state flat
+        if self.probe is not None and "probe" in sd:
+            self.probe.load_state_dict(sd["probe"])
         for epoch, n in sd["cut_history"]:
             self.cut(n, epoch)
 

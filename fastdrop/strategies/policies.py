@@ -46,6 +46,7 @@ class Observation:
     steps: int = 0          # optimiser steps the scores were accumulated over
     epochs: int = 0         # the run's length (schedule-driven rules place their cuts by share of it)
     g: list[float] = field(default_factory=list)  # per unit: sum over its weights of |sum of g| (Eq. 2's numerator)
+    drift: list[float] = field(default_factory=list)  # per unit: relative change of its probe output (drift)
 
 
 @dataclass
@@ -76,6 +77,10 @@ class CutPolicy:
     uses_warmup = False
     uses_schedule = False  # whether strategy.schedule means anything to it (else setting one warns)
     benched = False  # whether `fastdrop bench` runs it by default (beside each strategy's default policy)
+    # What the decision figure's right panel draws for it: (history key per unit, y label, label of the
+    # `level` line), or None (the cut annotations carry its reasons).
+    trace: tuple[str, str, str] | None = None
+    uses_drift = False     # whether the strategy must measure each unit's output drift on a probe (ours)
     sets_unit_lrs = False  # whether unit_lrs gives each unit its own learning rate (one optimiser group each)
 
     def __init__(self, cfg):
@@ -213,7 +218,8 @@ class LearnAndDrop(_WarmUp):
 @register_policy
 class NoiseLevel(_WarmUp):
     name = "noise_level"
-    benched = True
+    benched = False  # replaced by `drift` as ours in the bench's default variants (still an option)
+    trace = ("scores", "raw score P (Eq. 2)", "noise level 1 - 1/sqrt(steps)")
 
     def __init__(self, cfg):
         super().__init__(cfg)

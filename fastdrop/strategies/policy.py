@@ -213,3 +213,26 @@ def linear_cut(progress: float, start: float, n_units: int, n_conv: int, level: 
     `level` x all of them at the end, int(share x units), at most every conv unit."""
     share = min(1.0, max(0.0, (progress - start) / (1.0 - start))) * level if start < 1 else 0.0
     return min(n_conv, int(share * n_units + 1e-9))
+
+
+# -- ours: feature drift (fastdrop.strategies.drift) ---------------------------------------------------
+
+def relative_drift(new, old) -> float:
+    """||new - old|| / ||new||: how much a unit's output on the probe moved over the epoch (NaN-safe)."""
+    n = float(new.norm())
+    return float((new - old).norm()) / n if n > 0 else 0.0
+
+
+def drift_cut(d: Sequence[float], first: Sequence[float], prev: Sequence[float] | None, floor: float,
+              settle: float, stall: float) -> int:
+    """Leading head units whose features have stopped moving (the last conv never): a unit's drift d
+    (relative change of its output over the epoch) is at most `floor`, or it has fallen to `settle` x
+    its first epoch's drift and no longer falls (d >= `stall` x the previous epoch's)."""
+    n = 0
+    while n < len(d) - 1:
+        x = d[n]
+        stalled = prev is not None and x <= settle * first[n] and x >= stall * prev[n]
+        if not (x <= floor or stalled):  # NaN: neither, so it stops the cut
+            break
+        n += 1
+    return n

@@ -1,0 +1,228 @@
+"""`fastdrop suite`: the held-out suite in the paper's regime (issue 19). Each config is trained as the
+paper trains (an LR drop after the first third of the epochs, lr / 10), sized for a 2-core CPU, and per
+config runs sgd (the fast baseline, no scores), the SGD frontier (sgd for 1/2 and 1/4 of the epochs, the
+milestone scaled alike), the paper's rule, ours (`drift`) and each peer (`freezeout`, `autofreeze`,
+`linear`), all as Dropping. Runs are in-process, one at a time, seed by seed in variant order, so drift
+of the machine hits every variant alike. A completed run already in <out>/runs is reused: a stopped suite
+continues where it stopped.
+
+Per row: T, A, ΔT and ΔA against the same seed's sgd, time-to-accuracy (sgd's A - 1), whether the point
+lies above the frontier (A at least the frontier's A interpolated at the run's T; below the 1/4 run's T
+the frontier is that run's A), the training work saved (forward + backward MACs, which machine drift
+cannot touch), the cuts, and the LR schedule the row used. Per config: sgd's test-accuracy rise over the
+last quarter of its epochs (converged: < 1 point). Output: <out>/README.md table, suite.csv and one figure
+per config (accuracy against training time, every variant a point, the frontier a line).
+
+    fastdrop suite --data-root DIR [--out results/suite] [--seeds 0 1] [--configs ...] [--table-only]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .bench import cuts, run_work, scaled_milestones, time_to_accuracy
+
+COMMON = ["model.width=0.25", "batch_size=128", "optim.lr=0.05", "data.test_subset=1000", "strategy.warmup=2",
+          "progress=false", "checkpoint=none", "logger=none"]
+# name -> (overrides, epochs); the LR drops after epochs // 3 (the paper: 60 epochs, / 10 after 20)
+CONFIGS = {
+    "vgg11-mnist": (["model=vgg11", "data=mnist_mini", "data.train_subset=3000"], 15),
+    "resnet18-mnist": (["model=resnet18", "data=mnist_mini", "data.train_subset=2000"], 15),
+    "vgg11-cifar10": (["model=vgg11", "data=cifar10_jpeg", "data.augment=false", "data.train_subset=3000",
+                       "data.root={root}"], 15),
+    "resnet18-cifar10": (["model=resnet18", "data=cifar10_jpeg", "data.augment=false", "data.train_subset=2000",
+                          "data.root={root}"], 15),
+    # fine-tuning: the source (VGG-11 on the CIFAR-10 JPEG copy, trained once) on the Imagenette subset
+    "vgg11-finetune": (["model=vgg11", "data=folder", "data.root={root}/imagenette-mini", "data.image_size=64",
+                        "model.weights={source}", "model.new_classifier=true", "data.test_subset=null",
+                        "batch_size=64", "optim.lr=0.01"], 12),
+}
+SOURCE = ["model=vgg11", "data=cifar10_jpeg", "data.root={root}", "data.augment=false", "data.train_subset=3000",
+          "epochs=10", "optim.milestones=[5]", "strategy=sgd", "strategy.scores=false", "checkpoint=last"]
+DESIGNED_ON = {("vgg11-mnist", 0)}  # where `drift` was designed (plus the offline default); the rest is held out
+VARIANTS = {
+    "paper": ["strategy=dropping"],
+    "drift (ours)": ["strategy=dropping", "strategy.policy=drift"],
+    "freezeout": ["strategy=dropping", "strategy.policy=freezeout"],
+    "autofreeze": ["strategy=dropping", "strategy.policy=autofreeze"],
+    "linear": ["strategy=dropping", "strategy.policy=linear"],
+}
+SGD = ["strategy=sgd", "strategy.scores=false"]
+
+
+def _fmt(ov: list[str], **kw) -> list[str]:
+    return [o.format(**kw) for o in ov]
+
+
+class NotRun(Exception):
+    pass
+
+
+def completed_row(out: Path, tag: str) -> dict | None:
+    """The completed row tagged `tag` in <out>/runs (a stopped study continues from what it holds)."""
+    runs = out / "runs"
+    for f in sorted(runs.glob("*.json")) if runs.is_dir() else []:
+        r = json.loads(f.read_text())
+        if r.get("tag") == tag and r.get("status") == "completed":
+            return r
+    return None
+
+
+def _run(out: Path, tag: str, overrides: list[str], table_only: bool) -> dict:
+    """The completed row tagged `tag` in <out>/runs, trained now if absent."""
+    done = completed_row(out, tag)
+    if done is not None:
+        return done
+    if table_only:
+        raise NotRun(tag)
+    from hydra import compose, initialize_config_dir
+
+    from .config import conf_dir, register_configs
+    from .trainer import Trainer
+
+    register_configs()
+    print(f"fastdrop suite: {tag} ...", file=sys.stderr, flush=True)
+    with initialize_config_dir(str(conf_dir()), version_base=None):
+        cfg = compose("config", overrides=overrides + [f"tag={tag}", f"results_dir={out}"])
+    row = Trainer(cfg, out / "tmp" / tag, experiment="suite").fit()
+    print(f"fastdrop suite: {tag}: T {row['train_time_s']:.1f} s, A {row['A']:.2f} %", file=sys.stderr, flush=True)
+    return row
+
+
+def schedule_words(row: dict) -> str:
+    if row.get("policy") == "freezeout":
+        return "per-unit cosine (FreezeOut)"
+    ms = row.get("milestones") or row.get("config", {}).get("optim", {}).get("milestones")
+    return f"step /10 after {ms}" if ms is not None else "step"
+
+
+def frontier_acc(points: list[tuple[float, float]], t: float) -> float:
+    """The SGD frontier's accuracy at training time t: piecewise linear through (T, A) of sgd at 1/4, 1/2
+    and all of the epochs; below the shortest run, that run's A; beyond the longest, its A."""
+    pts = sorted(points)
+    if t <= pts[0][0]:
+        return pts[0][1]
+    for (t0, a0), (t1, a1) in zip(pts, pts[1:]):
+        if t <= t1:
+            return a0 + (a1 - a0) * (t - t0) / (t1 - t0)
+    return pts[-1][1]
+
+
+def last_quarter_rise(row: dict) -> float:
+    acc = [h["test_acc"] for h in row["history"]]
+    q = max(1, len(acc) // 4)
+    return acc[-1] - acc[-1 - q]
+
+
+def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: bool) -> tuple[list[dict], dict]:
+    ov, epochs = CONFIGS[name]
+    source = ""
+    if "{source}" in " ".join(ov):
+        _run(out, "suite-source-vgg11-cifar10", COMMON + _fmt(SOURCE, root=root), table_only)
+        source = str(out / "tmp" / "suite-source-vgg11-cifar10")  # its weights.pt: a completed run leaves it
+    base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}", f"optim.milestones=[{epochs // 3}]"]
+    lines, fig = [], {"frontier": [], "points": []}
+    for seed in seeds:
+        s = [f"seed={seed}"]
+        sgd = _run(out, f"suite-{name}-s{seed}-sgd", base + s + SGD, table_only)
+        front = [(sgd["train_time_s"], sgd["A"])]
+        if seed == seeds[0]:
+            for frac in (2, 4):
+                e = epochs // frac
+                ms = scaled_milestones([epochs // 3], e, epochs)
+                r = _run(out, f"suite-{name}-s{seed}-sgd-1_{frac}", base + s + SGD + [
+                    f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"], table_only)
+                front.append((r["train_time_s"], r["A"]))
+                lines.append(_line(name, f"sgd 1/{frac} (frontier)", seed, r, sgd, None))
+            fig["frontier"] = sorted(front)
+        lines.append(_line(name, "sgd", seed, sgd, sgd, None))
+        for v, vo in VARIANTS.items():
+            try:
+                r = _run(out, f"suite-{name}-s{seed}-{v.split()[0]}", base + s + vo, table_only)
+            except NotRun:
+                continue
+            lines.append(_line(name, v, seed, r, sgd, fig["frontier"]))
+            fig["points"].append((v, seed, r["train_time_s"], r["A"]))
+    return lines, fig
+
+
+def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier) -> dict:
+    T, T0 = r["train_time_s"], sgd["train_time_s"]
+    tta = time_to_accuracy(r, sgd["A"] - 1.0)
+    above = None
+    if frontier:
+        above = "yes" if r["A"] >= frontier_acc(frontier, T) else "no"
+    held = "-" if variant.startswith("sgd") else "design" if (name, seed) in DESIGNED_ON else "held out"
+    return {"config": name, "held out": held,
+            "variant": variant, "seed": seed, "schedule": schedule_words(r), "T_s": round(T, 1),
+            "dT_pct": round(100 * (1 - T / T0), 1), "A": round(r["A"], 2), "dA": round(r["A"] - sgd["A"], 2),
+            "time_to_A-1_s": round(tta, 1) if tta is not None else "not reached", "above_frontier": above,
+            "work_saved_pct": round(100 * (1 - run_work(r) / run_work(sgd)), 1), "cuts (epoch:units)": cuts(r),
+            "sgd_last_quarter_rise": round(last_quarter_rise(sgd), 2) if variant == "sgd" else None}
+
+
+def figure(path: Path, name: str, fig: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f, ax = plt.subplots(figsize=(5.5, 4))
+    if fig["frontier"]:
+        t, a = zip(*fig["frontier"])
+        ax.plot(t, a, "k-o", ms=4, label="SGD frontier (1/4, 1/2, all epochs)")
+    for i, v in enumerate(VARIANTS):
+        pts = [(t, a) for vv, _, t, a in fig["points"] if vv == v]
+        if pts:
+            t, a = zip(*pts)
+            ax.scatter(t, a, s=30, marker="os^vD"[i % 5], label=v, zorder=3)
+    ax.set_xlabel("training time T (s)")
+    ax.set_ylabel("test accuracy A (%)")
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    f.tight_layout()
+    f.savefig(path, dpi=110)
+    plt.close(f)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="fastdrop suite", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="results/suite")
+    ap.add_argument("--data-root", required=True, help="a folder holding cifar10-jpeg/ and imagenette-mini/")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate the runs already done")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    import pandas as pd
+
+    from .results import atomic_write_text
+
+    lines, missing = [], []
+    for name in a.configs:
+        try:
+            ls, fig = config_lines(out, name, a.seeds, a.data_root, a.table_only)
+        except NotRun as e:
+            missing.append(str(e))
+            continue
+        lines += ls
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        figure(out / "figures" / f"{name}.png", name, fig)
+    df = pd.DataFrame(lines)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "suite.csv", index=False)
+    md = ["# fastdrop suite (issue 19)", "",
+          f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, a.seeds))}`", "",
+          f"Common: {' '.join(COMMON)}; LR / 10 after epochs // 3. ΔT, ΔA against the same seed's sgd (no scores). "
+          "work_saved: training forward + backward MACs. above_frontier: A >= the SGD frontier at the run's T.", "",
+          df.to_markdown(index=False) if len(df) else "(no runs)", "",
+          "Not run: " + (", ".join(missing) if missing else "none"), ""]
+    readme = out / "README.md"
+    old = readme.read_text() if readme.is_file() else ""
+    notes = old[old.find("\n## "):] if "\n## " in old else ""  # hand-written sections below the table stay
+    atomic_write_text(readme, "\n".join(md) + notes)
+    print("\n".join(md))
+    return 0

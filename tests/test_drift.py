@@ -1,0 +1,77 @@
+"""Ours (`drift`) on hand-made drift sequences, its probe on a real chain, the per-unit learning rates of
+FreezeOut reaching the optimiser in a real run, and the suite's pure helpers (frontier, convergence)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fastdrop.strategies.policies import Observation, make_policy
+from fastdrop.strategies.policy import drift_cut, relative_drift
+from fastdrop.suite import frontier_acc, last_quarter_rise
+from fastdrop.trainer import Trainer
+
+NAMES = [f"conv{i}" for i in range(1, 9)]
+
+
+def test_drift_cut_by_hand():
+    first = [0.8, 0.8, 0.8, 0.8]
+    # under the floor (0.1) -> settled, whatever the history
+    assert drift_cut([0.05, 0.09, 0.3, 0.3], first, None, 0.1, 0.5, 0.9) == 2
+    # fallen to half its first drift and stalled (0.35 >= 0.9 x 0.38): settled; conv2 still falls
+    assert drift_cut([0.35, 0.30, 0.3, 0.3], first, [0.38, 0.45, 0.3, 0.3], 0.1, 0.5, 0.9) == 1
+    # stalled but not yet settled (0.6 > 0.5 x 0.8): kept
+    assert drift_cut([0.6, 0.05, 0.05], first, [0.6, 0.05, 0.05], 0.1, 0.5, 0.9) == 0
+    assert drift_cut([0.01, 0.01, 0.01], first, None, 0.1, 0.5, 0.9) == 2  # the last conv never
+    assert drift_cut([math.nan, 0.01], first, None, 0.1, 0.5, 0.9) == 0
+    assert relative_drift(torch.ones(4) * 2, torch.ones(4)) == pytest.approx(0.5)
+
+
+def test_drift_policy_keeps_first_and_previous_per_unit(compose):
+    cfg = compose(["strategy=dropping", "strategy.policy=drift"]).strategy
+    pol = make_policy(cfg)
+
+    def obs(e, d, n_cut=0):
+        return Observation(e, [0.5] * len(d), NAMES[n_cut:n_cut + len(d)], n_cut, 0.1, 10, 40, 10, [], list(d))
+
+    assert pol.decide(obs(1, [0.8, 0.8, 0.8])).decision == "keep"
+    assert pol.decide(obs(2, [0.38, 0.6, 0.8])).decision == "keep"  # conv1 still falling
+    d = pol.decide(obs(3, [0.36, 0.6, 0.8]))
+    assert d.decision == "cut" and d.n_cut == 1 and "conv1" in d.decision_reason
+    d = pol.decide(obs(4, [0.05, 0.8], n_cut=1))  # conv2 under the floor; conv3 is the last conv
+    assert d.n_cut == 2
+    assert "never cut" in pol.decide(obs(5, [0.01], n_cut=2)).decision_reason
+
+
+def test_drift_run_measures_the_probe_and_resumes(small_cfg, tmp_path):
+    cfg = small_cfg(["strategy=dropping", "strategy.policy=drift"], {"epochs": 3, "strategy.drift_floor": 2.0})
+    row = Trainer(cfg, tmp_path / "run").fit()
+    h = row["history"]
+    assert h[0]["decision"] == "cut"  # floor 2.0: every drift is under it, so all but the last conv go
+    assert len(h[-1]["dropped_units"]) == len(row["unit_names"]) - 2
+
+
+def test_freezeout_sets_each_units_rate_in_the_optimiser(small_cfg, tmp_path):
+    cfg = small_cfg(["strategy=freezing", "strategy.policy=freezeout"], {"epochs": 2})
+    tr = Trainer(cfg, tmp_path / "run")
+    assert len(tr.optimizer.param_groups) == len(tr.chain.units)
+    tr.train_epoch(1)
+    lrs = [g["lr"] for g in tr.optimizer.param_groups]
+    want = tr.strategy.policy.unit_lrs(0.5 - 1e-9, cfg.optim.lr, len(tr.chain.units))
+    # after epoch 1 of 2 the last step ran at progress just under 1/2: the scaled cosine of each unit
+    assert lrs[0] > lrs[-1] > 0
+    assert lrs == pytest.approx(want, rel=0.2)
+
+
+def test_sgd_keeps_one_optimiser_group(small_cfg, tmp_path):
+    tr = Trainer(small_cfg(["strategy=dropping"]), tmp_path / "run")
+    assert len(tr.optimizer.param_groups) == 1
+
+
+def test_frontier_and_convergence_helpers():
+    pts = [(10.0, 90.0), (20.0, 95.0), (40.0, 97.0)]
+    assert frontier_acc(pts, 5.0) == 90.0 and frontier_acc(pts, 15.0) == pytest.approx(92.5)
+    assert frontier_acc(pts, 30.0) == pytest.approx(96.0) and frontier_acc(pts, 50.0) == 97.0
+    row = {"history": [{"test_acc": a} for a in [10, 50, 80, 90, 95, 96, 96.5, 97]]}
+    assert last_quarter_rise(row) == pytest.approx(97 - 96)  # 8 epochs: the last 2
