@@ -209,7 +209,9 @@ def test_checkpoint_policy(small_cfg, tmp_path, policy, left):
     t = Trainer(small_cfg(over), tmp_path / "run")
     row = t.fit()
     assert row["status"] == "completed"
-    left_over = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != "metrics.csv")  # the csv logger's
+    from fastdrop.runlock import LOCK  # the run-directory lock file stays on purpose (README)
+
+    left_over = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name not in ("metrics.csv", LOCK))
     assert left_over == left  # no empty feature_cache/ either
     if policy == "every":
         first = torch.load(tmp_path / "run" / "checkpoint-epoch1.pt", weights_only=False)

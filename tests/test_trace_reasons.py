@@ -110,7 +110,10 @@ def test_every_reason_matches_the_numbers_it_quotes(name):
             if rng.random() < 0.15:
                 p = [p[0]] * len(p)  # all equal: Eq. 3 has no spread
             loss = rng.choice([loss * rng.uniform(0.5, 1.7), rng.uniform(0.01, 3.0), 1.1513, math.nan])
-            obs = Observation(epoch, p, NAMES[n_cut:n_conv], n_cut, loss, 10, steps)
+            k = n_conv - n_cut  # the peers' and ours' inputs: run length, AutoFreeze's G, the probe's drift
+            g = [rng.choice([rng.uniform(0.1, 10.0), 0.0, math.nan]) for _ in range(k)]
+            drift = [rng.choice([rng.uniform(0.0, 0.2), rng.uniform(0.2, 1.0), math.nan]) for _ in range(k)]
+            obs = Observation(epoch, p, NAMES[n_cut:n_conv], n_cut, loss, 10, steps, rng.randint(epoch, 16), g, drift)
             d = pol.decide(obs)
             check(d.decision_reason, obs, d, cfg)
             n_cut = d.n_cut

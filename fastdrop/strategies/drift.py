@@ -78,6 +78,8 @@ class Drift(CutPolicy):
 
     def decide(self, obs: Observation) -> Decision:
         d = list(obs.drift)
+        if len(d) != len(obs.names):  # only a strategy with the probe measures it (Freezing, Dropping do)
+            return Decision(obs.n_cut, "wait", "drift: no probe measurement this epoch")
         for n, x in zip(obs.names, d):
             self.first.setdefault(n, x)
         first = [self.first[n] for n in obs.names]

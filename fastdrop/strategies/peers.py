@@ -80,6 +80,8 @@ class AutoFreeze(CutPolicy):
             return Decision(obs.n_cut, "wait", "autofreeze: needs the previous epoch's gradient norms")
         rates = fn.autofreeze_rates([prev[n] for n in obs.names], obs.g)
         n, tau = fn.autofreeze_cut(rates)
+        if tau != tau:  # NaN
+            return Decision(obs.n_cut, "keep", "autofreeze: kept: a gradient norm is not finite this epoch", 0)
         if not n:
             return Decision(obs.n_cut, "keep", f"autofreeze: {obs.names[0]} change rate {rates[0]:.3f} >= "
                             f"median {tau:.3f}", 0, level=tau)

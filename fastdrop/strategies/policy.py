@@ -199,7 +199,7 @@ def autofreeze_rates(g_prev: Sequence[float], g: Sequence[float]) -> list[float]
 def autofreeze_cut(rates: Sequence[float]) -> tuple[int, float]:
     """(leading units to cut, tau): tau = median rate over the head; cut the units before the first one
     with rate >= tau, never the last conv unit. A NaN rate stops the cut there."""
-    if not rates:
+    if not rates or any(math.isnan(r) for r in rates):  # a NaN norm: no median to trust
         return 0, math.nan
     tau = median(rates)
     n = 0
