@@ -56,7 +56,7 @@ class CacheConfig:
 @dataclass
 class StrategyConfig:
     name: str = MISSING
-    policy: str = "learn_and_drop"    # learn_and_drop (the paper) | ours | freezeout | autofreeze | linear | schedule | none
+    policy: str = "learn_and_drop"    # learn_and_drop (the paper) | drift (ours) | noise_level | freezeout | autofreeze | linear | schedule | none
     candidates: str = "eq4"           # eq4 | max_prefix_sum (learn_and_drop)
     # "started learning" = epoch train loss <= start_loss x ln(classes). The paper's rule warns (and
     # marks the row) when it cuts before that (guard=warn), waits (block) or says nothing (off).

@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from .bench import cuts, run_work, scaled_milestones, time_to_accuracy
+from .bench import cuts, run_work, scaled_milestones, time_to_accuracy, variant_overrides
 
 COMMON = ["model.width=0.25", "batch_size=128", "optim.lr=0.05", "data.test_subset=1000", "strategy.warmup=2",
           "progress=false", "checkpoint=none", "logger=none"]
@@ -42,14 +42,11 @@ CONFIGS = {
 SOURCE = ["model=vgg11", "data=cifar10_jpeg", "data.root={root}", "data.augment=false", "data.train_subset=3000",
           "epochs=10", "optim.milestones=[5]", "strategy=sgd", "strategy.scores=false", "checkpoint=last"]
 DESIGNED_ON = {("vgg11-mnist", 0)}  # where `drift` was designed (plus the offline default); the rest is held out
-VARIANTS = {
-    "paper": ["strategy=dropping"],
-    "drift (ours)": ["strategy=dropping", "strategy.policy=drift"],
-    "freezeout": ["strategy=dropping", "strategy.policy=freezeout"],
-    "autofreeze": ["strategy=dropping", "strategy.policy=autofreeze"],
-    "linear": ["strategy=dropping", "strategy.policy=linear"],
-}
-SGD = ["strategy=sgd", "strategy.scores=false"]
+# the bench's spelling of a variant: the baseline without scores, every policy as Dropping
+VARIANTS = {label: variant_overrides(v) for label, v in [
+    ("paper", "dropping"), ("drift (ours)", "dropping:drift"), ("freezeout", "dropping:freezeout"),
+    ("autofreeze", "dropping:autofreeze"), ("linear", "dropping:linear")]}
+SGD = variant_overrides("sgd")
 
 
 def _fmt(ov: list[str], **kw) -> list[str]:

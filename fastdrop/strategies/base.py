@@ -91,16 +91,20 @@ class Strategy:
     def _make_scorer(self):
         return ScoreAccumulator([u.conv_weights() for u in self.chain.units[self.n_cut: self.chain.n_conv]])
 
+    @property
+    def _per_unit_lrs(self) -> bool:
+        return self.cuts and self.policy.sets_unit_lrs
+
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups: one for the whole chain, or one per unit when the policy sets
         per-unit learning rates (FreezeOut)."""
-        if self.cuts and self.policy.sets_unit_lrs:
+        if self._per_unit_lrs:
             return [{"params": list(u.parameters())} for u in self.chain.units]
         return [{"params": list(self.chain.parameters())}]
 
     def unit_lrs(self, progress: float, base_lr: float) -> list[float] | None:
         """Per-unit learning rates before a step (one per param group), or None: the epoch's rate holds."""
-        if not (self.cuts and self.policy.sets_unit_lrs):
+        if not self._per_unit_lrs:
             return None
         return self.policy.unit_lrs(progress, base_lr, len(self.chain.units))
 
