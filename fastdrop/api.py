@@ -14,14 +14,11 @@ from pathlib import Path
 
 import torch
 
-from hydra import compose, initialize_config_dir
-
-from .cli import CONF_DIR
-from .config import register_configs
+from .config import compose_config
+from .config.validate import validate
 from .data import ImageData
 from .models import chain_of
-from .trainer import Trainer
-from .validate import validate
+from .run.trainer import Trainer
 
 
 def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = None, name: str | None = None) -> dict:
@@ -32,9 +29,7 @@ def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = No
     (`ImageData.check`) and that the model takes the images and gives num_classes outputs. The row goes
     to `<results_dir>/runs/` (override `results_dir=...`; default `results`, as for the CLI); checkpoint
     and disk cache go to `run_dir`, by default a temporary directory removed when fit returns or fails."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=list(overrides))
+    cfg = compose_config(overrides)
     validate(cfg)
     if not isinstance(data, ImageData):
         raise TypeError(f"data must be a fastdrop.data.ImageData, not {type(data).__name__}")
@@ -45,7 +40,7 @@ def fit(model, data: ImageData, *overrides: str, run_dir: str | Path | None = No
     temp = run_dir is None
     run_dir = Path(tempfile.mkdtemp(prefix="fastdrop-")) if temp else Path(run_dir)
     try:
-        return Trainer(cfg, run_dir, chain=model, data=data, name=name).fit()
+        return Trainer(cfg, run_dir, chain=model, data=data, name=name, validated=True).fit()
     finally:
         if temp:
             shutil.rmtree(run_dir, ignore_errors=True)

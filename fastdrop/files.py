@@ -1,15 +1,13 @@
-"""One flat JSON row per run under `<results_dir>/runs/`, written atomically (temp file + rename), so
-concurrent runs of a sweep never corrupt each other and a crash never leaves half a row. A write that
-fails for lack of space or permission raises `WriteError`: one line naming the file, the bytes it
-needed where known and the free space there (the CLI prints it and exits 4)."""
+"""Files fastdrop writes: the names of the run directory's and results folder's files, spelt once, and
+atomic writes (temp file + rename), so concurrent runs of a sweep never corrupt each other and a crash
+never leaves half a file. A write that fails for lack of space or permission raises `WriteError`: one
+line naming the file, the bytes it needed where known and the free space there (the CLI prints it and
+exits 4)."""
 from __future__ import annotations
 
 import errno
-import json
-import math
 import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,28 +15,19 @@ from pathlib import Path
 import torch
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent)
-        if out.returncode == 0:
-            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+# Names in a run directory (<hydra.run.dir>) and in a results folder (<results_dir>).
+RUNS = "runs"                      # <results_dir>/runs/<run_id>.json: one result row per run
+CKPT = "checkpoint.pt"             # the run's last whole checkpoint (rewritten after every epoch)
+WEIGHTS = "weights.pt"             # a completed run's final weights under checkpoint=last
+LOCK = ".fastdrop.lock"            # one process per run directory (fastdrop.run.lock)
+JOB_FILE = "fastdrop-job.json"     # a sweep job's overrides and outcome (fastdrop.cli.callbacks)
+METRICS_CSV = "metrics.csv"        # logger=csv
+HYDRA_OVERRIDES = ".hydra/overrides.yaml"  # what Hydra keeps of the command line
 
 
-def _clean(o):
-    # JSON has no NaN/inf: store them as null rather than emitting invalid JSON.
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
+def epoch_checkpoint(epoch: int) -> str:
+    """The copy of epoch `epoch`'s checkpoint that checkpoint=every keeps."""
+    return f"checkpoint-epoch{epoch}.pt"
 
 
 def human_bytes(n: float) -> str:
@@ -152,9 +141,3 @@ def remove_empty_dirs(*dirs: Path) -> None:
             Path(d).rmdir()
         except OSError:
             pass  # missing, or not empty
-
-
-def write_row(results_dir: str | Path, row: dict) -> Path:
-    path = Path(results_dir) / "runs" / f"{row['run_id']}.json"
-    atomic_write_text(path, json.dumps(_clean(row), indent=1, allow_nan=False) + "\n")
-    return path

@@ -1,4 +1,5 @@
-"""One registry per axis (models, datasets, strategies, cut policies, cache backends), filled beside the code.
+"""All the registries, one per axis (models, datasets, strategies, cut policies, cache backends, loggers),
+filled beside the code.
 
 Each entry is registered once, where it is defined (timm's `register_model` style):
 
@@ -77,10 +78,12 @@ class Registry(Mapping):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-# The five axes. Each is filled by the modules that define its entries (importing the package that
-# holds them: fastdrop.models, fastdrop.data, fastdrop.strategies, fastdrop.strategies.cache_backends).
+# The six axes. Each is filled by the modules that define its entries (importing the package that
+# holds them: fastdrop.models, fastdrop.data, fastdrop.strategies, fastdrop.policies,
+# fastdrop.strategies.cache, fastdrop.results.loggers).
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
 STRATEGIES = Registry("strategy")
 POLICIES = Registry("cut policy")
 CACHE_BACKENDS = Registry("cache backend")
+LOGGERS = Registry("logger")

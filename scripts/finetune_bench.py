@@ -30,10 +30,10 @@ from tabulate import tabulate
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fastdrop.cli import CONF_DIR  # noqa: E402
+from fastdrop.config import CONF_DIR  # noqa: E402
 from fastdrop.config import register_configs  # noqa: E402
-from fastdrop.results import atomic_write_text  # noqa: E402
-from fastdrop.trainer import Trainer  # noqa: E402
+from fastdrop.files import atomic_write_text  # noqa: E402
+from fastdrop.run.trainer import Trainer  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 MODEL = ["model=vgg11", "model.width=0.25"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fastdrop.bench import cuts, equal_time_epochs, run_work, scaled_milestones  # noqa: E402
-from fastdrop.suite import completed_row  # noqa: E402
+from fastdrop.bench.analysis import cuts, equal_time_epochs, run_work, scaled_milestones  # noqa: E402
+from fastdrop.bench.suite import completed_row  # noqa: E402
 
 MILESTONES = [7]
 COMMON = ["model.width=0.25", "epochs=10", "batch_size=128", "optim.lr=0.05", f"optim.milestones={MILESTONES}",

@@ -16,10 +16,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from tabulate import tabulate
 
-from fastdrop.cli import CONF_DIR
+from fastdrop.config import CONF_DIR
 from fastdrop.config import register_configs
 from fastdrop.data import StreamPolicy, load_data
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 DEFAULTS = ["progress=false", "model.width=0.25", "data.train_subset=10000", "data.test_subset=2000",
             "batch_size=128", "strategy.warmup=1", "optim.lr=0.02"]

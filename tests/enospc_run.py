@@ -1,10 +1,10 @@
 """Test helper (fault injection, never part of the package): `python tests/enospc_run.py N run <overrides>`
-runs the real `fastdrop` CLI with a disk that fills up while the N-th torch.save of fastdrop.results
+runs the real `fastdrop` CLI with a disk that fills up while the N-th torch.save of fastdrop.files
 (the checkpoint of epoch N) writes: after 4 KiB the file's writes fail with ENOSPC, as on a full disk."""
 import errno
 import sys
 
-from fastdrop import results
+from fastdrop import files as results
 from fastdrop.cli import main
 
 FAIL_AT = int(sys.argv.pop(1))

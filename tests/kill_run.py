@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from fastdrop import trainer
+from fastdrop.run.hooks import CALLBACKS
 from fastdrop.cli import main
 
 KILL_AFTER = int(sys.argv.pop(1))
@@ -16,5 +16,5 @@ def kill_after(t, epoch: int, rec: dict) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-trainer.CALLBACKS.append(kill_after)
+CALLBACKS.append(kill_after)
 sys.exit(main())

@@ -4,9 +4,9 @@ surely still going while a test starts another process on its directory."""
 import sys
 import time
 
-from fastdrop import trainer
+from fastdrop.run.hooks import CALLBACKS
 from fastdrop.cli import main
 
 PAUSE = float(sys.argv.pop(1))
-trainer.CALLBACKS.append(lambda t, epoch, rec: time.sleep(PAUSE))
+CALLBACKS.append(lambda t, epoch, rec: time.sleep(PAUSE))
 sys.exit(main())

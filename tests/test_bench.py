@@ -2,9 +2,9 @@
 the identical-work check that refuses a ΔT drift can explain, time-to-accuracy and equal-time SGD."""
 import pytest
 
-from fastdrop.bench import (default_variants, equal_time_epochs, identical_work_ratio, run_work, scaled_milestones,
+from fastdrop.bench.analysis import (default_variants, equal_time_epochs, identical_work_ratio, run_work, scaled_milestones,
                             summarise, time_to_accuracy, variant_overrides)
-from fastdrop.strategies.policies import CutPolicy, register_policy
+from fastdrop.policies import CutPolicy, register_policy
 from fastdrop.registry import POLICIES
 
 MACS = [10, 20, 30, 40]  # three conv units + classifier, per sample
@@ -95,9 +95,9 @@ def test_scaled_milestones_keep_only_those_inside_the_shorter_run():
 
 
 def test_reference_loop_trains_the_same_module_and_is_compared_by_fastest_epoch(small_cfg, tmp_path):
-    from fastdrop.bench import reference_line
-    from fastdrop.bench_reference import reference_epoch_times
-    from fastdrop.trainer import Trainer
+    from fastdrop.bench.analysis import reference_line
+    from fastdrop.bench.reference import reference_epoch_times
+    from fastdrop.run.trainer import Trainer
 
     tr = Trainer(small_cfg(["strategy=sgd", "strategy.scores=false"]), tmp_path / "run")
     times = reference_epoch_times(tr.cfg, tr.data, tr.device, 2)

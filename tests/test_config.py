@@ -22,7 +22,8 @@ from fastdrop.config import PRECISIONS
 from fastdrop.data import LOADERS
 from fastdrop.models import NAMES
 from fastdrop.strategies import STRATEGIES
-from fastdrop.validate import ConfigError, validate
+from fastdrop.config.validate import validate
+from fastdrop.errors import ConfigError
 
 MODELS = ["vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet101", "resnet152"]
 DATA = ["mnist_mini", "mnist", "cifar10", "cifar10_jpeg", "imagenette", "folder"]

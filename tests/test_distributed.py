@@ -1,4 +1,4 @@
-"""Data-parallel runs (fastdrop.distributed) on CPU: gloo, 2 processes spawned by the test itself with
+"""Data-parallel runs (fastdrop.run.distributed) on CPU: gloo, 2 processes spawned by the test itself with
 the environment torchrun would give them; one run of the real `torchrun ... -m fastdrop run` CLI is
 killed after an epoch and resumed."""
 import json
@@ -14,15 +14,16 @@ import torch.multiprocessing as mp
 from conftest import REPO, compose_config
 from torch import nn
 
-from fastdrop import distributed
+from fastdrop.run import distributed
 from fastdrop.data import ImageData, Split
-from fastdrop.distributed import World
+from fastdrop.run.distributed import World
 from fastdrop.models import as_chain
 from fastdrop.strategies import Strategy
-from fastdrop.trainer import CKPT, Trainer
+from fastdrop.files import CKPT
+from fastdrop.run.trainer import Trainer
 
 N = 2
-# BN-free network and random data for the exact single-process equivalence (see fastdrop.distributed)
+# BN-free network and random data for the exact single-process equivalence (see fastdrop.run.distributed)
 SGD_OV = ["progress=false", "strategy=sgd", "precision=64-true", "epochs=2", "batch_size=32", "device=cpu"]
 N_TRAIN, N_TEST = 192, 64
 # The Learn&Drop runs: the real VGG-11 (train-mode BN, per rank) on the bundled MNIST subset

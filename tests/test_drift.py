@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from fastdrop.strategies.policies import Observation, make_policy
-from fastdrop.strategies.policy import drift_cut, relative_drift
-from fastdrop.suite import frontier_acc, last_quarter_rise
-from fastdrop.trainer import Trainer
+from fastdrop.policies import Observation, make_policy
+from fastdrop.policies.rules import drift_cut, relative_drift
+from fastdrop.bench.suite import frontier_acc, last_quarter_rise
+from fastdrop.run.trainer import Trainer
 
 NAMES = [f"conv{i}" for i in range(1, 9)]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import compose_config, shrink
 
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 
 @pytest.mark.slow

@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import compose_config, shrink, tiny_overrides
 
-from fastdrop.strategies import cache_backends
+from fastdrop.strategies.cache import backends as cache_backends
 from fastdrop.strategies.cache import CacheError, FeatureCache
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 
 def cli(tmp_path, *args):

@@ -155,7 +155,7 @@ def test_torchvision_weights_refuse_what_they_cannot_fit(torch_home, overrides, 
 
 def test_weights_from_an_earlier_run_directory(tmp_path):
     """Yesterday's run directory as today's starting point; a different width names the first key."""
-    from fastdrop.trainer import Trainer
+    from fastdrop.run.trainer import Trainer
 
     cfg = compose_config(["model=vgg11", "model.width=0.125", "data.train_subset=128", "data.test_subset=32",
                           "epochs=1", "progress=false", f"results_dir={tmp_path}/results", "device=cpu"])

@@ -17,9 +17,10 @@ from torch import nn
 from fastdrop.api import fit
 from fastdrop.data import DataError, ImageData, Split, load_data
 from fastdrop.data.mnist import MNIST_FILES
-from fastdrop.results import atomic_write_text
-from fastdrop.trainer import Trainer
-from fastdrop.validate import ConfigError, schedule_warnings, validate
+from fastdrop.files import atomic_write_text
+from fastdrop.run.trainer import Trainer
+from fastdrop.config.validate import cut_schedule_warnings as schedule_warnings, validate
+from fastdrop.errors import ConfigError
 
 FAST = ["epochs=2", "batch_size=32", "progress=false", "device=cpu", "strategy.warmup=1"]
 
@@ -209,7 +210,7 @@ def test_checkpoint_policy(small_cfg, tmp_path, policy, left):
     t = Trainer(small_cfg(over), tmp_path / "run")
     row = t.fit()
     assert row["status"] == "completed"
-    from fastdrop.runlock import LOCK  # the run-directory lock file stays on purpose (README)
+    from fastdrop.files import LOCK  # the run-directory lock file stays on purpose (README)
 
     left_over = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name not in ("metrics.csv", LOCK))
     assert left_over == left  # no empty feature_cache/ either

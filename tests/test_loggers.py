@@ -7,8 +7,8 @@ import csv
 import pytest
 from conftest import compose_config, shrink
 
-from fastdrop.loggers import METRICS, metrics
-from fastdrop.trainer import CALLBACKS, Trainer
+from fastdrop.results.loggers import METRICS, metrics
+from fastdrop.run.trainer import CALLBACKS, Trainer
 
 CUT = ["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}"]
 

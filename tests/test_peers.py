@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from fastdrop.config import StrategyConfig
-from fastdrop.strategies.policies import POLICIES, Observation, make_policy
-from fastdrop.strategies.policy import (autofreeze_cut, autofreeze_rates, freezeout_cut, freezeout_lr,
+from fastdrop.policies import POLICIES, Observation, make_policy
+from fastdrop.policies.rules import (autofreeze_cut, autofreeze_rates, freezeout_cut, freezeout_lr,
                                         freezeout_times, linear_cut)
 
 NAMES = [f"conv{i}" for i in range(1, 9)]

@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from fastdrop.config import StrategyConfig
-from fastdrop.strategies.policies import POLICIES, Observation, make_policy
-from fastdrop.strategies.policy import standardise, candidates_at_noise, group_cap, learning_started, noise_level
+from fastdrop.policies import POLICIES, Observation, make_policy
+from fastdrop.policies.rules import standardise, candidates_at_noise, group_cap, learning_started, noise_level
 
 NAMES = [f"conv{i}" for i in range(1, 9)]
 

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from fastdrop.schedule import get_lr
-from fastdrop.strategies.policy import (aapd, candidates_eq4, candidates_max_prefix, decide, layer_score,
+from fastdrop.run.lr import get_lr
+from fastdrop.policies.rules import (aapd, candidates_eq4, candidates_max_prefix, decide, layer_score,
                                         median_rule, schedule_cut, standardise)
-from fastdrop.strategies.scores import ScoreAccumulator
+from fastdrop.policies.scores import ScoreAccumulator
 
 
 # -- Eq. 2 --------------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_lr_divided_after_milestone():
 
 # -- future-work options (Sect. 6) ---------------------------------------------------------------------
 def test_scores_settled():
-    from fastdrop.strategies.policy import scores_settled
+    from fastdrop.policies.rules import scores_settled
     assert not scores_settled(None, [0.5], 0.1)
     assert scores_settled([0.50, 0.60], [0.52, 0.59], 0.05)
     assert not scores_settled([0.50, 0.60], [0.52, 0.70], 0.05)
@@ -191,5 +191,5 @@ def test_scores_settled():
     (100, 1, 256, 256, 1),
 ])
 def test_batch_growth(full, head, bs, cap, want):
-    from fastdrop.strategies.policy import batch_growth
+    from fastdrop.policies.rules import batch_growth
     assert batch_growth(full, head, bs, cap) == want

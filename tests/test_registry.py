@@ -13,9 +13,9 @@ from fastdrop.models import MODELS
 from fastdrop.registry import Registry
 from fastdrop.report import family, label, load_rows, strategies
 from fastdrop.strategies import STRATEGIES
-from fastdrop.strategies.cache_backends import CACHE_BACKENDS
-from fastdrop.strategies.policies import POLICIES
-from fastdrop.trainer import Trainer
+from fastdrop.strategies.cache.backends import CACHE_BACKENDS
+from fastdrop.policies import POLICIES
+from fastdrop.run.trainer import Trainer
 
 TOYS = {"toy_model": (MODELS, "toy_net"), "toy_data": (DATASETS, "toy_data"),
         "toy_strategy": (STRATEGIES, "toy_strategy"), "toy_backend": (CACHE_BACKENDS, "toy_backend"),

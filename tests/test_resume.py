@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import compose_config
 
-from fastdrop.trainer import CKPT, Trainer
+from fastdrop.run.trainer import CKPT, Trainer
 
 KILL_RUN = Path(__file__).with_name("kill_run.py")  # the CLI, SIGKILLed after a chosen epoch
 

@@ -1,4 +1,4 @@
-"""One row schema (fastdrop.row.Row) for the writer and the reader: a real run writes exactly its fields
+"""One row schema (fastdrop.results.row.Row) for the writer and the reader: a real run writes exactly its fields
 with the current schema_version, an older row without the version (or without later fields) still loads
 in the report, a newer one is skipped with a reason, and the writer cannot add a key the schema lacks."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import pytest
 from conftest import compose_config, shrink
 
-from fastdrop import row as schema
+from fastdrop.results import row as schema
 from fastdrop.report import load_rows
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

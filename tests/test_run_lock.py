@@ -13,13 +13,15 @@ import pytest
 import torch
 from conftest import compose_config, shrink, tiny_overrides
 
-from fastdrop.checkpoint import CKPT, WEIGHTS, config_fingerprint
-from fastdrop.runlock import LOCK, RunDirBusy
-from fastdrop.trainer import Trainer
+from fastdrop.files import CKPT, WEIGHTS
+from fastdrop.run.checkpoint import config_fingerprint
+from fastdrop.files import LOCK
+from fastdrop.run.lock import RunDirBusy
+from fastdrop.run.trainer import Trainer
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-HOLD = "import sys, time; from fastdrop import runlock; runlock.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(120)"
+HOLD = "import sys, time; from fastdrop.run import lock as runlock; runlock.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(120)"
 
 
 def snapshot(d: Path) -> dict:

@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import compose_config, shrink, tiny_overrides
 
-from fastdrop.checkpoint import CKPT, config_fingerprint
-from fastdrop.trainer import Trainer
-from fastdrop.validate import ConfigError
+from fastdrop.files import CKPT
+from fastdrop.run.checkpoint import config_fingerprint
+from fastdrop.run.trainer import Trainer
+from fastdrop.errors import ConfigError
 
 
 class Payload:

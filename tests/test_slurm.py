@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from conftest import REPO, compose_config
 
-from fastdrop import distributed
+from fastdrop.run import distributed
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
 

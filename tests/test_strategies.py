@@ -11,7 +11,7 @@ from torch import nn
 from fastdrop.data import ImageData, Split
 from fastdrop.models import as_chain
 from fastdrop.strategies.cache import FeatureCache
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 def make_cfg(tmp_path, *overrides):
     return compose_config(["progress=false", f"results_dir={tmp_path}/results", "model.width=0.125",

@@ -9,7 +9,7 @@ from conftest import compose_config
 from PIL import Image
 
 from fastdrop.data import StreamPolicy, StreamSplit, load_data
-from fastdrop.trainer import Trainer
+from fastdrop.run.trainer import Trainer
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -46,7 +46,7 @@ def test_row_records_class_counts_and_warns_on_a_single_class(tmp_path, caplog):
 
 def test_odd_sizes_warn_in_the_log_and_the_row(tmp_path, small_cfg, caplog):
     """Issue 22: 3 training images for 10 classes, and a batch larger than the training split, ran silently."""
-    from fastdrop.trainer import Trainer
+    from fastdrop.run.trainer import Trainer
 
     row = Trainer(small_cfg(extra={"data.train_subset": 3, "batch_size": 100000, "epochs": 1}), tmp_path / "run").fit()
     assert sum(c > 0 for c in row["train_class_counts"]) <= 3

@@ -13,7 +13,7 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 
 from fastdrop.registry import POLICIES
-from fastdrop.strategies.policies import Observation, make_policy
+from fastdrop.policies import Observation, make_policy
 
 NUM = r"(-?(?:\d+\.\d+|\d+|nan|inf))"
 NAMES = [f"conv{i}" for i in range(1, 13)]

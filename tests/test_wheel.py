@@ -54,7 +54,7 @@ def test_wheel_ships_conf_and_runs_from_an_empty_directory(tmp_path):
     _run([py, "-m", "pip", "install", "--no-deps", "-q", wheel], tmp_path, env)
     work = tmp_path / "empty"
     work.mkdir()
-    where = _run([py, "-c", "import fastdrop, fastdrop.cli as c; print(fastdrop.__file__); print(c.CONF_DIR)"],
+    where = _run([py, "-c", "import fastdrop, fastdrop.config as c; print(fastdrop.__file__); print(c.CONF_DIR)"],
                  work, env).split()
     assert all(str(tmp_path / "venv") in w for w in where), where  # the wheel's copy, its own conf
 

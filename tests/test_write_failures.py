@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import compose_config
 
-from fastdrop import results
-from fastdrop.checkpoint import CKPT
-from fastdrop.results import WriteError, atomic_write_text
-from fastdrop.trainer import Trainer
+from fastdrop import files as results
+from fastdrop.files import CKPT
+from fastdrop.files import WriteError, atomic_write_text
+from fastdrop.run.trainer import Trainer
 
 ENOSPC_RUN = Path(__file__).with_name("enospc_run.py")
 BASE = ["progress=false", "model.width=0.125", "data.train_subset=256", "data.test_subset=64", "batch_size=64",
@@ -80,6 +80,6 @@ def test_a_row_that_cannot_be_written_fails_the_run_with_the_line(tmp_path, monk
     def no_room(results_dir, row):
         raise results.write_error(OSError(errno.ENOSPC, "No space left on device"), Path(results_dir) / "x.json")
 
-    monkeypatch.setattr("fastdrop.trainer.write_row", no_room)
+    monkeypatch.setattr("fastdrop.run.trainer.write_row", no_room)
     with pytest.raises(WriteError, match="No space left"):
         t.fit()

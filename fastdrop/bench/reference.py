@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from .models import build_torchvision, resolve_stem
-from .strategies.base import synchronize
+from ..models import build_torchvision, resolve_stem
+from ..strategies.base import synchronize
 
 
 def reference_epoch_times(cfg, data, device: torch.device, epochs: int) -> list[float]:

@@ -7,7 +7,7 @@ import itertools
 import statistics
 import time
 
-from .strategies.base import synchronize
+from ..strategies.base import synchronize
 
 
 def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:

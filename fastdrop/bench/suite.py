@@ -22,7 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from .bench import cuts, run_work, scaled_milestones, time_to_accuracy, variant_overrides
+from ..files import RUNS
+from .analysis import cuts, run_work, scaled_milestones, time_to_accuracy, variant_overrides
 
 COMMON = ["model.width=0.25", "batch_size=128", "optim.lr=0.05", "data.test_subset=1000", "strategy.warmup=2",
           "progress=false", "checkpoint=none", "logger=none"]
@@ -59,7 +60,7 @@ class NotRun(Exception):
 
 def completed_row(out: Path, tag: str) -> dict | None:
     """The completed row tagged `tag` in <out>/runs (a stopped study continues from what it holds)."""
-    runs = out / "runs"
+    runs = out / RUNS
     for f in sorted(runs.glob("*.json")) if runs.is_dir() else []:
         r = json.loads(f.read_text())
         if r.get("tag") == tag and r.get("status") == "completed":
@@ -74,15 +75,11 @@ def _run(out: Path, tag: str, overrides: list[str], table_only: bool) -> dict:
         return done
     if table_only:
         raise NotRun(tag)
-    from hydra import compose, initialize_config_dir
+    from ..config import compose_config
+    from ..run.trainer import Trainer
 
-    from .config import conf_dir, register_configs
-    from .trainer import Trainer
-
-    register_configs()
     print(f"fastdrop suite: {tag} ...", file=sys.stderr, flush=True)
-    with initialize_config_dir(str(conf_dir()), version_base=None):
-        cfg = compose("config", overrides=overrides + [f"tag={tag}", f"results_dir={out}"])
+    cfg = compose_config(overrides + [f"tag={tag}", f"results_dir={out}"])
     row = Trainer(cfg, out / "tmp" / tag, experiment="suite").fit()
     print(f"fastdrop suite: {tag}: T {row['train_time_s']:.1f} s, A {row['A']:.2f} %", file=sys.stderr, flush=True)
     return row
@@ -197,7 +194,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     import pandas as pd
 
-    from .results import atomic_write_text
+    from ..files import atomic_write_text
 
     lines, missing = [], []
     for name in a.configs:

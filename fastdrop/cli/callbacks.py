@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 import sys
 import time
@@ -23,37 +22,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .config import unknown_key_message, unknown_keys
-
-JOB_FILE = "fastdrop-job.json"
-
-
-class _State:
-    """What the callbacks tell the command around them (same process)."""
-    run_top: Path | None = None      # the highest directory a single run is about to create for itself
-    results_top: Path | None = None  # ... and for its results (kept if anything was written there)
-    sweep_exit: int = 0        # exit code of the last sweep
-    sweep_dir: Path | None = None  # the sweep running now, and when it started
-    sweep_started: float = 0.0
-
-
-STATE = _State()
-
+from ..config import unknown_key_message, unknown_keys
+from ..errors import print_error, user_errors
+from ..files import HYDRA_OVERRIDES, JOB_FILE, RUNS
+from ..run.checkpoint import check_resume
+from . import session
 
 def reject(msg: str, code: int = 2):
-    print(f"fastdrop: error: {msg}", file=sys.stderr, flush=True)
+    print_error(msg)
     sys.exit(code)
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
     """The config the task sees: `cfg` without its hydra node."""
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-
-
-def resume_command(overrides: list[str], run_dir: str | Path) -> str:
-    """The exact command that continues the run in `run_dir`."""
-    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("resume", "hydra.run.dir")]
-    return shlex.join(["fastdrop", "run", *keep, "resume=true", f"hydra.run.dir={Path(run_dir).resolve()}"])
 
 
 def _missing_top(path: Path) -> Path | None:
@@ -67,40 +49,20 @@ def _missing_top(path: Path) -> Path | None:
 def remove_created() -> None:
     """Remove what a rejected single run created: its run directory (only Hydra's files are in it yet)
     and result folders it made that hold no file."""
-    top, STATE.run_top = STATE.run_top, None
+    state = session.current()
+    top, state.run_top = state.run_top, None
     if top is not None:
         shutil.rmtree(top, ignore_errors=True)
-    top, STATE.results_top = STATE.results_top, None
+    top, state.results_top = state.results_top, None
     if top is not None and top.is_dir() and not any(p.is_file() for p in top.rglob("*")):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def check_resume(cfg: DictConfig, run_dir: Path) -> None:
-    """Refuse `resume=true` before anything in `run_dir` is touched."""
-    from .checkpoint import CKPT, config_fingerprint, read_fingerprint, unreadable
-
-    path = run_dir / CKPT
-    if not path.exists():
-        reject(f"resume=true but {path} does not exist (a completed run keeps only weights.pt unless "
-               "checkpoint=keep); pass hydra.run.dir=<the directory of the interrupted run>")
-    try:
-        fingerprint = read_fingerprint(path)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
-        reject(unreadable(path, e))
-    if fingerprint != config_fingerprint(cfg):
-        try:
-            original = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
-            hint = f"resume with the original overrides: {resume_command(list(original), run_dir)}"
-        except OSError:
-            hint = "resume with the same overrides as the original run"
-        reject(f"checkpoint {path} was written with different overrides; {hint}")
-
-
 def lock_run_dir(cfg: DictConfig, run_dir: Path) -> None:
-    """Take the run directory's lock (fastdrop.runlock) before Hydra writes .hydra/ and the log into it:
+    """Take the run directory's lock (fastdrop.run.lock) before Hydra writes .hydra/ and the log into it:
     a second process on it is refused here and changes nothing. Held until this process ends."""
-    from . import distributed
-    from .runlock import RunDirBusy, acquire_for_world
+    from ..run import distributed
+    from ..run.lock import RunDirBusy, acquire_for_world
 
     world = distributed.init(cfg.device, cfg.dist.backend, cfg.dist.timeout_min)
     try:
@@ -122,22 +84,24 @@ def _record(job_return, cfg: DictConfig) -> dict:
 
 class FastdropCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from .validate import USER_ERRORS, validate
+        from ..config.validate import validate
 
         cfg = task_config(config)
-        try:
-            validate(cfg)  # unknown keys (added with +) included
-        except USER_ERRORS as e:
-            reject(str(e))
         run_dir = Path(config.hydra.run.dir)
-        if cfg.resume:
-            check_resume(cfg, run_dir)
-        STATE.run_top, STATE.results_top = _missing_top(run_dir), _missing_top(Path(cfg.results_dir) / "runs")
+        try:
+            validate(cfg)  # unknown keys (added with +) included; the run's only check (Trainer(validated=True))
+            if cfg.resume:
+                check_resume(cfg, run_dir)  # the checkpoint's fingerprint only, before run_dir is touched
+        except user_errors() as e:
+            reject(str(e))
+        state = session.current()
+        state.run_top, state.results_top = _missing_top(run_dir), _missing_top(Path(cfg.results_dir) / RUNS)
         lock_run_dir(cfg, run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.started = STATE.sweep_started = time.time()
-        STATE.sweep_dir = Path(config.hydra.sweep.dir)
+        state = session.current()
+        self.started = state.sweep_started = time.time()
+        state.sweep_dir = Path(config.hydra.sweep.dir)
         bad = unknown_keys(task_config(config))
         if bad:
             reject(unknown_key_message(bad[0]))
@@ -154,7 +118,7 @@ class FastdropCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         lines, code = sweep_summary(Path(config.hydra.sweep.dir), getattr(self, "started", 0.0))
-        STATE.sweep_exit = code
+        session.current().sweep_exit = code
         stream = sys.stdout if code == 0 else sys.stderr
         print("\n".join(lines), file=stream, flush=True)
 
@@ -162,7 +126,8 @@ class FastdropCallback(Callback):
 def print_stopped_sweep(signame: str, job_dir: Path | None = None, reason: str = "") -> None:
     """After a signal stopped a sweep: record the stopped job's outcome (in `job_dir`), then print the
     summary of the jobs that started; jobs after it never start."""
-    if STATE.sweep_dir is None:
+    state = session.current()
+    if state.sweep_dir is None:
         return
     if job_dir is not None:
         rec = {"overrides": list(HydraConfig.get().overrides.task), "status": "failed", "reason": reason}
@@ -170,7 +135,7 @@ def print_stopped_sweep(signame: str, job_dir: Path | None = None, reason: str =
             (Path(job_dir) / JOB_FILE).write_text(json.dumps(rec) + "\n")
         except OSError:
             pass  # the summary then says it left no outcome
-    lines, _ = sweep_summary(STATE.sweep_dir, STATE.sweep_started)
+    lines, _ = sweep_summary(state.sweep_dir, state.sweep_started)
     lines[0] += f"; stopped by {signame}, later jobs did not start"
     print("\n".join(lines), file=sys.stderr, flush=True)
 
@@ -180,7 +145,7 @@ def sweep_summary(sweep_dir: Path, since: float) -> tuple[list[str], int]:
     did not complete with the overrides that set it apart; exit code 1 if there is such a job. A job that started (Hydra
     wrote its .hydra/overrides.yaml) but left no outcome (killed) counts as failed."""
     jobs: dict[Path, dict] = {}
-    for f in sweep_dir.rglob(".hydra/overrides.yaml"):
+    for f in sweep_dir.rglob(HYDRA_OVERRIDES):
         if f.stat().st_mtime >= since - 1:
             jobs[f.parent.parent] = {"overrides": list(OmegaConf.load(f)), "status": "failed",
                                      "reason": "the job left no outcome (killed?)"}

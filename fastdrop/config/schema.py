@@ -5,13 +5,10 @@ trainer's optimiser and LR schedule. Run-level keys (seed, epochs, batch_size, p
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, List, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING
 
 PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 
@@ -69,13 +66,13 @@ class StrategyConfig:
     # epoch -> leading units cut from then on (policy=schedule), e.g. '{2:3,4:6}'. Typed Any because
     # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
     schedule: Any = None
-    # The peers (fastdrop/strategies/peers.py): FreezeOut's freeze times and per-unit cosine rates, and
+    # The peers (fastdrop/policies/peers.py): FreezeOut's freeze times and per-unit cosine rates, and
     # Composer's linear freezing from this share of the run.
     freezeout_t0: float = 0.8
     freezeout_shape: str = "cubic"    # linear | squared | cubic
     freezeout_scale_lr: bool = True   # lr0 of unit i = lr / r_i
     linear_start: float = 0.5
-    # Ours (fastdrop/strategies/drift.py): cut a unit once its output on a fixed probe stops moving.
+    # Ours (fastdrop/policies/drift.py): cut a unit once its output on a fixed probe stops moving.
     drift_probe: int = 128            # probe images
     drift_floor: float = 0.1          # settled: the output moved by at most this share in the epoch
     drift_settle: float = 0.5         # ... or fell to this share of its first epoch's drift
@@ -100,7 +97,7 @@ class OptimConfig:
 
 @dataclass
 class BenchConfig:
-    """`fastdrop bench` (fastdrop/bench.py): variants are strategy[:policy], the baseline first."""
+    """`fastdrop bench` (fastdrop/bench/run.py): variants are strategy[:policy], the baseline first."""
     repeats: int = 3
     # empty: every registered strategy, then the Table-3 strategy with each policy marked `benched`
     # (today: sgd, freezing, dropping, dropping:noise_level); see fastdrop.bench.default_variants
@@ -111,7 +108,7 @@ class BenchConfig:
 
 @dataclass
 class DistConfig:
-    """Data-parallel runs under torchrun (fastdrop.distributed); ignored by a single process."""
+    """Data-parallel runs under torchrun (fastdrop.run.distributed); ignored by a single process."""
     backend: str = "auto"     # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
     sync_bn: bool = False     # SyncBatchNorm: BN statistics over the global batch (GPU only)
     timeout_min: float = 30.0  # how long a collective waits for a slow or dead rank
@@ -119,7 +116,7 @@ class DistConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"  # none | csv | tensorboard (fastdrop/loggers.py)
+    name: str = "csv"  # none | csv | tensorboard (fastdrop/results/loggers.py)
 
 
 @dataclass
@@ -144,85 +141,4 @@ class Config:
     tag: str = ""                     # free text stored in the row (e.g. which data copy was used)
 
 
-CHECKPOINTS = ("last", "keep", "every", "none")
-
-
-def conf_dir() -> Path:
-    """The YAML config tree: `fastdrop/conf` inside an installed wheel, else the checkout's top-level conf/
-    (a source tree or an editable install, where conf/ stays beside the package)."""
-    pkg = Path(__file__).resolve().parent
-    inside = pkg / "conf"
-    return inside if (inside / "config.yaml").is_file() else pkg.parent / "conf"
-
-
-def register_configs() -> None:
-    """The typed schema, plus a config-group entry `{name: <entry>}` for every registered model, dataset
-    and strategy that has no YAML in conf/, so a newly registered entry is a choice on the command line."""
-    cs = ConfigStore.instance()
-    cs.store(name="fastdrop_schema", node=Config)
-    from .data import DATASETS
-    from .models import MODELS
-    from .strategies import STRATEGIES
-
-    for group, registry in (("model", MODELS), ("data", DATASETS), ("strategy", STRATEGIES)):
-        have = {p.stem for p in (conf_dir() / group).glob("*.yaml")}
-        for name in registry:
-            if name not in have:
-                cs.store(group=group, name=name, node={"name": name, **registry.attr(name, "conf", {})})
-
-
-def _schema_node(parts: list[str]):
-    """The schema's node at a dotted path: a DictConfig, True for a leaf, None if the schema has no such
-    key. Below a free-form (`Any`) field, such as strategy.schedule, every key is known."""
-    node = OmegaConf.structured(Config)
-    for i, part in enumerate(parts):
-        if part not in node.keys():  # `in node` is False for a MISSING value such as model.name
-            return None
-        child = node._get_node(part)
-        if isinstance(child, DictConfig):
-            node = child
-        else:
-            return True if i == len(parts) - 1 or child._metadata.ref_type is Any else None
-    return node
-
-
-def unknown_key_message(key: str) -> str:
-    """`unknown key 'epoch' (did you mean 'epochs'?)` for a dotted key the schema lacks."""
-    parts = key.split(".")
-    parent = OmegaConf.structured(Config)
-    for part in parts[:-1]:
-        parent = parent._get_node(part) if isinstance(parent, DictConfig) and part in parent.keys() else None
-    near = difflib.get_close_matches(parts[-1], list(parent) if isinstance(parent, DictConfig) else [], n=1)
-    hint = f" (did you mean '{'.'.join(parts[:-1] + near)}'?)" if near else ""
-    return f"unknown key '{key}'{hint}; the keys are fixed by the schema (see fastdrop run --help)"
-
-
-def unknown_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
-    """Keys of a composed config that the schema does not know: Hydra's `+key=value` adds any key, even
-    a misspelt one, and the run would silently ignore it."""
-    out = []
-    for key in cfg:
-        if not prefix and key == "hydra":
-            continue
-        path = f"{prefix}{key}"
-        node = _schema_node(path.split("."))
-        if node is None:
-            out.append(path)
-        elif isinstance(node, DictConfig) and isinstance(cfg[key], DictConfig):
-            out += unknown_keys(cfg[key], path + ".")
-    return out
-
-
-def added_unknown_keys(overrides: list[str], groups: set[str]) -> list[str]:
-    """Command-line overrides that add (`+key=`, `++key=`) a key the schema lacks; adding a config group
-    (`+experiment=smoke`) or a Hydra key is fine. Checked before Hydra composes anything."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    bad = []
-    for o in OverridesParser.create().parse_overrides(overrides):
-        key = o.key_or_group
-        if not (o.is_add() or o.is_force_add()) or o.is_hydra_override() or key.split("@")[0] in groups:
-            continue
-        if _schema_node(key.split(".")) is None:
-            bad.append(key)
-    return bad
+RETENTIONS = ("last", "keep", "every", "none")  # the values of `checkpoint`: which checkpoints stay

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .config import CHECKPOINTS, PRECISIONS, unknown_key_message, unknown_keys
-from .loggers import LOGGERS
-from .registry import either
-from .data import DataError
-from .distributed import RanksDisagree
-from .models import WeightsError
-from .runlock import RunDirBusy
-from .strategies import STRATEGIES
-from .strategies.cache import BACKENDS, DTYPES, CacheError
-from .strategies.policies import POLICIES, CutPolicy
-from .strategies.policy import CANDIDATE_RULES, parse_schedule
-
-
-class ConfigError(ValueError):
-    pass
-
-
-# What the CLI reports as one `fastdrop: error:` line with exit code 2 (the user can fix it).
-USER_ERRORS = (ConfigError, DataError, CacheError, RanksDisagree, WeightsError, RunDirBusy)
+from ..errors import ConfigError
+from ..policies import POLICIES, CutPolicy
+from ..policies.rules import CANDIDATE_RULES, parse_schedule
+from ..registry import CACHE_BACKENDS, LOGGERS, either
+from ..results import loggers  # noqa: F401  (fills LOGGERS)
+from ..strategies import STRATEGIES
+from ..strategies.cache import DTYPES
+from .keys import unknown_key_message, unknown_keys
+from .schema import PRECISIONS, RETENTIONS
 
 
 def validate(cfg: DictConfig) -> None:
@@ -38,8 +28,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.width <= 0:
         problems.append(f"model.width must be > 0 (got {cfg.model.width})")
     problems += _strategy_problems(cfg)
-    if cfg.checkpoint not in CHECKPOINTS:
-        problems.append(f"checkpoint must be one of {', '.join(CHECKPOINTS)} (got {cfg.checkpoint!r})")
+    if cfg.checkpoint not in RETENTIONS:
+        problems.append(f"checkpoint must be one of {', '.join(RETENTIONS)} (got {cfg.checkpoint!r})")
     elif cfg.resume and cfg.checkpoint == "none":
         problems.append("resume=true needs a checkpoint: drop checkpoint=none")
     for sub in ("train_subset", "test_subset"):
@@ -75,8 +65,8 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"strategy.candidates must be {either(CANDIDATE_RULES)} (got {s.candidates!r})")
     if s.warmup < 0 or (POLICIES.get(s.policy, CutPolicy).uses_warmup and cuts and s.warmup >= cfg.epochs):
         problems.append(f"strategy.warmup must be >= 0 and < epochs (got warmup {s.warmup}, epochs {cfg.epochs})")
-    if s.cache.backend != "auto" and s.cache.backend not in BACKENDS:
-        problems.append(f"strategy.cache.backend must be auto, {BACKENDS.choices()} (got {s.cache.backend!r})")
+    if s.cache.backend != "auto" and s.cache.backend not in CACHE_BACKENDS:
+        problems.append(f"strategy.cache.backend must be auto, {CACHE_BACKENDS.choices()} (got {s.cache.backend!r})")
     if s.cache.dtype != "auto" and s.cache.dtype not in DTYPES:
         problems.append(f"strategy.cache.dtype must be auto, {either(DTYPES)} (got {s.cache.dtype!r})")
     if s.schedule is not None:
@@ -94,8 +84,8 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
-    """Legal `strategy.schedule` settings that do not do what they say (a sweep over policies or models
+def cut_schedule_warnings(cfg: DictConfig, n_conv: int) -> list[str]:
+    """Legal `strategy.schedule` (cut schedule) settings that do not do what they say (a sweep over policies or models
     may mean them): each becomes a warning in the log and the row. Call after validate()."""
     s = cfg.strategy
     if s.schedule is None:

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ..errors import user_error
 from .subset import balanced_indices
 
 
+@user_error
 class DataError(RuntimeError):
     """Dataset missing or unreadable: the message is one line saying where and what to do."""
 

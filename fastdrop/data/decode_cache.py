@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..results import atomic_torch_save
+from ..files import atomic_torch_save
 from .containers import DataError, Split
 from .streaming import StreamPolicy, StreamSplit, decode_to_map
 

@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 
 from ..registry import DATASETS
-from ..results import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text
 from .containers import DataError, Split
 
 MNIST_STATS = ((0.1307,), (0.3081,))  # per-channel mean/std of the training set

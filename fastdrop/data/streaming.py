@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..memory import host_available_bytes
-from ..results import atomic_write_text
+from ..files import atomic_write_text
 from .containers import DataError
 from .subset import balanced_indices
 

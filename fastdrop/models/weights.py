@@ -30,13 +30,15 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..checkpoint import CKPT, WEIGHTS
+from ..errors import user_error
+from ..files import CKPT, WEIGHTS
 
 log = logging.getLogger(__name__)
 
 STEMS = ("auto", "imagenet", "small")
 
 
+@user_error
 class WeightsError(ValueError):
     """Weights missing, unreadable or not fitting the network: one line saying which and where."""
 

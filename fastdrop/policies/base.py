@@ -22,12 +22,9 @@ loss, class count) and returns a `Decision`: the new number of cut units plus th
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
-from statistics import median
 
 from ..registry import POLICIES
-from . import policy as fn
 
 
 def register_policy(cls: type) -> type:
@@ -100,7 +97,7 @@ class CutPolicy:
 
     @classmethod
     def config_problems(cls, s) -> list[str]:
-        """What is wrong with the `strategy` config for this policy (checked by fastdrop.validate)."""
+        """What is wrong with the `strategy` config for this policy (checked by fastdrop.config.validate)."""
         return []
 
     def state_dict(self) -> dict:
@@ -111,154 +108,6 @@ class CutPolicy:
 
 
 register_policy(CutPolicy)
-
-
-@register_policy
-class Schedule(CutPolicy):
-    name = "schedule"
-    uses_schedule = True
-
-    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:
-        """Per-unit learning rates at `progress` (share of the run done), called before every step when
-        `sets_unit_lrs`; None: every unit follows optim.lr and its milestones."""
-        return None
-
-    def before_training(self, n_cut: int, n_conv: int) -> int:
-        return fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), 0, n_cut, n_conv)
-
-    @classmethod
-    def config_problems(cls, s) -> list[str]:
-        if s.schedule is None:
-            return ["strategy.policy=schedule needs strategy.schedule, e.g. 'strategy.schedule={2:3,4:6}' "
-                    "(without one nothing is ever cut)"]
-        return []
-
-    def decide(self, obs: Observation) -> Decision:
-        n_conv = obs.n_cut + len(obs.p)
-        new = fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), obs.epoch, obs.n_cut, n_conv)
-        if new > obs.n_cut:
-            return Decision(new, "cut", f"schedule: cut {_span(obs.names, new - obs.n_cut)}")
-        return Decision(obs.n_cut, "keep", "schedule: no cut at this epoch")
-
-
-class _WarmUp(CutPolicy):
-    """The warm-up both score-driven policies share: decisions from the end of epoch W+1 (or once the
-    scores settle, with strategy.warmup_settle)."""
-    uses_warmup = True
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.prev_p: list[float] | None = None
-        self.warm_since: int | None = None
-
-    def _warming(self, obs: Observation) -> Decision | None:
-        if self.warm_since is not None:
-            return None
-        tol = self.cfg.warmup_settle
-        settled = tol is not None and fn.scores_settled(self.prev_p, obs.p, tol)
-        self.prev_p = list(obs.p)
-        if not (obs.epoch > self.cfg.warmup or settled):
-            return Decision(obs.n_cut, "wait", f"warm-up (decisions from epoch {self.cfg.warmup + 1})")
-        self.warm_since = obs.epoch
-        return None
-
-    def _not_learning(self, obs: Observation) -> str | None:
-        if fn.learning_started(obs.train_loss, obs.num_classes, self.cfg.start_loss):
-            return None
-        limit = self.cfg.start_loss * math.log(obs.num_classes)
-        op = ">" if obs.train_loss > limit else "is not below"  # a NaN loss
-        return (f"not learning yet: train loss {obs.train_loss:.3f} {op} {self.cfg.start_loss:g} x ln {obs.num_classes} "
-                f"= {limit:.3f}")
-
-    def state_dict(self) -> dict:
-        return {"prev_p": self.prev_p, "warm_since": self.warm_since}
-
-    def load_state_dict(self, sd: dict) -> None:
-        self.prev_p, self.warm_since = sd.get("prev_p"), sd.get("warm_since")
-
-
-@register_policy
-class LearnAndDrop(_WarmUp):
-    name = "learn_and_drop"
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.dropped_z: list[float] = []  # P' of the dropped units, as they were when dropped
-
-    def decide(self, obs: Observation) -> Decision:
-        wait = self._warming(obs)
-        if wait is not None:
-            return wait
-        n, z, allowed = fn.decide(obs.p, self.dropped_z, self.cfg.candidates)
-        md = median(self.dropped_z) if self.dropped_z else None
-        if not n:
-            return Decision(obs.n_cut, "keep", "no positive lead (Eq. 4 finds no candidates)", 0, None, md)
-        mc = median(z[:n])
-        if not allowed:
-            return Decision(obs.n_cut, "keep", f"median rule: Mc {mc:.2f} < Md {md:.2f}", n, mc, md)
-        why = self._not_learning(obs)
-        if why and self.cfg.guard == "block":
-            return Decision(obs.n_cut, "wait", f"guard: {why}", n, mc, md)
-        self.dropped_z += z[:n]
-        rule_words = f"Mc {mc:.2f} >= Md {md:.2f}" if md is not None else f"Mc {mc:.2f}, first drop"
-        d = Decision(obs.n_cut + n, "cut", f"cut {_span(obs.names, n)} ({rule_words})", n, mc, md)
-        if why and self.cfg.guard == "warn":
-            d.warning = (f"epoch {obs.epoch}: the paper's rule cut {_span(obs.names, n)} before the network started "
-                         f"learning ({why.split(': ', 1)[1]}); strategy.guard=block waits instead")
-        return d
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "dropped_z": self.dropped_z}
-
-    def load_state_dict(self, sd: dict) -> None:
-        super().load_state_dict(sd)
-        self.dropped_z = list(sd.get("dropped_z", []))
-
-
-@register_policy
-class NoiseLevel(_WarmUp):
-    name = "noise_level"
-    benched = False  # replaced by `drift` as ours in the bench's default variants (still an option)
-    trace = ("scores", "raw score P (Eq. 2)", "noise level 1 - 1/sqrt(steps)")
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.cut_loss: float | None = None  # train loss of the epoch of the last cut, until checked
-        self.stopped: str | None = None      # why cutting stopped for good
-
-    def decide(self, obs: Observation) -> Decision:
-        wait = self._warming(obs)
-        if wait is not None:
-            return wait
-        if self.stopped:
-            return Decision(obs.n_cut, "keep", self.stopped)
-        if self.cut_loss is not None:  # the first epoch on the new head: did the cut hurt?
-            before, self.cut_loss = self.cut_loss, None
-            if obs.train_loss > before * (1 + self.cfg.rise_tolerance):
-                self.stopped = f"stopped: train loss rose after the last cut ({before:.4f} -> {obs.train_loss:.4f})"
-                return Decision(obs.n_cut, "keep", self.stopped)
-        why = self._not_learning(obs)
-        if why:
-            return Decision(obs.n_cut, "wait", why)
-        level = fn.noise_level(obs.steps) - self.cfg.tolerance
-        n = fn.candidates_at_noise(obs.p, level)
-        if not n:
-            why = (f"{obs.names[0]} kept: the last conv unit is never cut" if len(obs.p) == 1 else
-                   f"{obs.names[0]} still learning: P {obs.p[0]:.3f} < noise level {level:.3f}" if obs.p[0] < level
-                   else f"{obs.names[0]} kept: no score this epoch (P {obs.p[0]})")
-            return Decision(obs.n_cut, "keep", why, 0, level=level)
-        k = min(n, fn.group_cap(len(obs.p), self.cfg.max_cut_fraction))
-        self.cut_loss = obs.train_loss
-        mc = median(obs.p[:n])
-        return Decision(obs.n_cut + k, "cut", f"cut {_span(obs.names, k)} (P >= noise level {level:.3f})", n, mc,
-                        level=level)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "cut_loss": self.cut_loss, "stopped": self.stopped}
-
-    def load_state_dict(self, sd: dict) -> None:
-        super().load_state_dict(sd)
-        self.cut_loss, self.stopped = sd.get("cut_loss"), sd.get("stopped")
 
 
 def make_policy(cfg) -> CutPolicy:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import policy as fn
-from .policies import CutPolicy, Decision, Observation, _span, register_policy
+from . import rules as fn
+from .base import CutPolicy, Decision, Observation, _span, register_policy
 
 
 class FeatureProbe:

@@ -1,5 +1,5 @@
 """The published freezing rules beside Learn&Drop, as cut policies (so Freezing and Dropping apply them
-exactly as they apply the paper's rule); the math is in fastdrop.strategies.policy.
+exactly as they apply the paper's rule); the math is in fastdrop.policies.rules.
 
 - `freezeout` (Brock et al. 2017, "FreezeOut: Accelerate Training by Progressively Freezing Layers",
   code ajbrock/FreezeOut): unit i of units 0..L freezes at the share r_i = f(t0 + (1 - t0) i / L) of the
@@ -18,8 +18,8 @@ exactly as they apply the paper's rule); the math is in fastdrop.strategies.poli
 """
 from __future__ import annotations
 
-from . import policy as fn
-from .policies import CutPolicy, Decision, Observation, _span, register_policy
+from . import rules as fn
+from .base import CutPolicy, Decision, Observation, _span, register_policy
 
 
 def _progress(obs: Observation) -> float:

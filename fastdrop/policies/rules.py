@@ -160,7 +160,7 @@ def batch_growth(full_work: float, head_work: float, batch_size: int, max_batch_
     return f
 
 
-# -- the peers' rules (fastdrop.strategies.peers) ----------------------------------------------------
+# -- the peers' rules (fastdrop.policies.peers) ----------------------------------------------------
 
 FREEZEOUT_SHAPES = {"linear": lambda x: x, "squared": lambda x: x ** 2, "cubic": lambda x: x ** 3}
 
@@ -215,7 +215,7 @@ def linear_cut(progress: float, start: float, n_units: int, n_conv: int, level: 
     return min(n_conv, int(share * n_units + 1e-9))
 
 
-# -- ours: feature drift (fastdrop.strategies.drift) ---------------------------------------------------
+# -- ours: feature drift (fastdrop.policies.drift) ---------------------------------------------------
 
 def relative_drift(new, old) -> float:
     """||new - old|| / ||new||: how much a unit's output on the probe moved over the epoch (NaN-safe)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .policy import aapd, layer_score
+from .rules import aapd, layer_score
 
 
 class ScoreAccumulator:

@@ -15,12 +15,12 @@ forward work in MMAC and in MFLOPs (= 2 x MAC); the paper's Table 3, though head
 """
 from __future__ import annotations
 
-from .cli import figures_main, tables_main
+from .commands import figures_main, tables_main
 from .common import (DASH, FIG_KEYS, GROUP_KEYS, baseline, family, fmt_pm, fmt_width, label, mean_std,
                      paper_dataset, paper_flops, paper_numbers, strategies)
 from .figures import draw_figures, figure_groups, write_figures
 from .render import build_tables, format_tables, to_latex, to_markdown, write_tables
-from .rows import COLUMNS, REQUIRED, load_rows
+from .read import COLUMNS, REQUIRED, load_rows
 from .tables import compute_tables, usable_runs
 
 __all__ = ["DASH", "FIG_KEYS", "GROUP_KEYS", "baseline", "family", "label", "strategies", "fmt_pm",

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..results import write_error
+from ..errors import print_error
+from ..files import RUNS, write_error
 from .figures import write_figures
 from .render import write_tables
 
@@ -19,7 +20,7 @@ def _written(prog: str, out: Path, write):
         err = write_error(e, e.filename or out)
         if err is None:
             raise
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print_error(str(err), prog)
         raise SystemExit(4) from None
 
 
@@ -35,9 +36,8 @@ def tables_main(argv: list[str]) -> int:
     ap.add_argument("--out", default=None, help="output directory (default: <results>/tables)")
     args = ap.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.results) / "tables"
-    if not (Path(args.results) / "runs").is_dir():
-        print(f"fastdrop tables: error: {Path(args.results) / 'runs'} does not exist (pass --results DIR)",
-              file=sys.stderr)
+    if not (Path(args.results) / RUNS).is_dir():
+        print_error(f"{Path(args.results) / RUNS} does not exist (pass --results DIR)", "fastdrop tables")
         return 1
     written, warnings = _written("fastdrop tables", out, lambda: write_tables(args.results, out))
     _print_warnings("fastdrop tables", warnings)
@@ -59,7 +59,7 @@ def figures_main(argv: list[str]) -> int:
     written, warnings = _written("fastdrop figures", out, lambda: write_figures(args.results, out, args.run_id))
     _print_warnings("fastdrop figures", warnings)
     if not written:
-        print(f"fastdrop figures: nothing to draw from {Path(args.results) / 'runs'}", file=sys.stderr)
+        print(f"fastdrop figures: nothing to draw from {Path(args.results) / RUNS}", file=sys.stderr)
         return 1
     print(f"fastdrop figures: wrote {len(written)} figures to {out}"
           + (f"; {len(warnings)} warning(s) in {out / 'warnings.txt'}" if warnings else ""))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..registry import POLICIES
 from .common import _finite
+from .style import new_figure
 
 
 def _unit_lines(ax, hist: list, names: list, key: str, cmap, labels: bool) -> None:
@@ -23,8 +24,6 @@ def _unit_lines(ax, hist: list, names: list, key: str, cmap, labels: bool) -> No
 
 
 def decision_figure(run: dict, title: str, path: Path) -> bool:
-    from .figures import _new_figure  # one figure style for the report
-
     hist = run.get("history") or []
     if not any(h.get("decision") for h in hist):
         return False
@@ -32,7 +31,7 @@ def decision_figure(run: dict, title: str, path: Path) -> bool:
     pol = POLICIES.get(run.get("policy") or "")
     trace = getattr(pol, "trace", None)
     noise = trace is not None and any(h.get(trace[0]) for h in hist)
-    fig, axes = _new_figure(2 if noise else 1)
+    fig, axes = new_figure(2 if noise else 1)
     ax = axes[0]
     import matplotlib
 

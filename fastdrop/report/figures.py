@@ -13,7 +13,8 @@ from ..strategies import STRATEGIES
 from .common import (FIG_KEYS, _finite, _order, _wkey, baseline, color, fmt_width, label, network_label, strategies,
                      style, weights_label)
 from .decisions import decision_figure
-from .rows import load_rows
+from .read import load_rows
+from .style import new_figure
 
 def _slug(x) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", str(x)).strip("-")
@@ -84,18 +85,6 @@ def _epochs(run, field: str) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def _new_figure(ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.5 if ncols == 1 else 13, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-    return fig, axes
-
-
 def _unit_figure(k, runs, run, metric: str, ylabel: str, title: str, log_y: bool, path: Path) -> bool:
     """One curve per scored unit, coloured input (purple) -> output (red/orange) along plasma."""
     import matplotlib
@@ -109,7 +98,7 @@ def _unit_figure(k, runs, run, metric: str, ylabel: str, title: str, log_y: bool
         return False
     cmap = matplotlib.colormaps["plasma"]
     lo, hi = 0.0, 0.78  # plasma from purple to orange-red, like the paper's purple -> red
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = new_figure()
     n = len(names)
     for i, u in enumerate(names):
         xs = [int(h.get("epoch", j + 1)) for j, h in enumerate(hist) if _finite((h.get(metric) or {}).get(u))]
@@ -137,7 +126,7 @@ def _unit_figure(k, runs, run, metric: str, ylabel: str, title: str, log_y: bool
 
 def _strategy_figure(k, runs, panels, title: str, path: Path, cache_marks: bool = False) -> bool:
     """Side-by-side panels, one curve per strategy; panels = [(history field, y label, scale)]."""
-    fig, axes = _new_figure(len(panels))
+    fig, axes = new_figure(len(panels))
     drawn = False
     for ax, (field, ylabel, scale) in zip(axes, panels):
         top = 0.0

@@ -9,11 +9,12 @@ from typing import Optional
 
 import pandas as pd
 
-from .. import row as row_schema
-from ..row import REQUIRED  # noqa: F401  (re-exported)
+from ..files import RUNS
+from ..results import row as row_schema
+from ..results.row import REQUIRED  # noqa: F401  (re-exported)
 from .common import _finite, strategies
 
-# The columns the report works with; every one is a field of the row schema (fastdrop.row.Row).
+# The columns the report works with; every one is a field of the row schema (fastdrop.results.row.Row).
 COLUMNS = ["run_id", "status", "status_reason", "model", "width", "data", "strategy", "policy", "experiment", "tag",
            "seed", "epochs", "epochs_done", "batch_size", "precision", "device", "device_name", "T_min", "A",
            "train_time_s", "cache_time_s", "fwd_macs_full_per_sample", "params_total", "finished_at", "unit_names",
@@ -43,7 +44,7 @@ def _problem(row) -> Optional[str]:
 def load_rows(results_dir) -> tuple[pd.DataFrame, list[str]]:
     """Every usable `<results_dir>/runs/*.json` as one DataFrame row (any status), and the warnings about
     files that were skipped (bad JSON, missing keys, partial rows), each naming the file."""
-    runs = Path(results_dir) / "runs"
+    runs = Path(results_dir) / RUNS
     warnings: list[str] = []
     records = []
     if not runs.is_dir():

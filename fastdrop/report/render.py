@@ -8,7 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .common import DASH, baseline, fmt_pm, fmt_width, label, strategies, table3_strategy
-from .rows import load_rows
+from .read import load_rows
 from .tables import compute_tables
 
 TABLE_FILES = {"table1_vgg": "Table 1 - VGG: training time T, test accuracy A and time saved ΔT",

@@ -13,9 +13,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .registry import Registry
-
-LOGGERS = Registry("logger")
+from ..errors import ConfigError
+from ..files import METRICS_CSV, writing
+from ..registry import LOGGERS
 
 # Metric name -> how to read it from an epoch record (trainer.train_epoch).
 METRICS = {
@@ -53,11 +53,9 @@ class CSVLogger(NoLogger):
 
     def __init__(self, run_dir: Path, rank: int = 0):
         super().__init__(run_dir)
-        self.path = self.run_dir / "metrics.csv"
+        self.path = self.run_dir / METRICS_CSV
 
     def log_epoch(self, rec: dict) -> None:
-        from .results import writing
-
         new = not self.path.exists()
         with writing(self.path), open(self.path, "a", newline="") as f:
             w = csv.writer(f)
@@ -75,8 +73,6 @@ class TensorBoardLogger(NoLogger):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from .validate import ConfigError
-
             raise ConfigError("logger=tensorboard needs the tensorboard package: pip install 'fastdrop[tensorboard]'"
                               ) from None
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))

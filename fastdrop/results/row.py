@@ -15,8 +15,8 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
-from .registry import MODELS
-from .results import git_commit
+from ..registry import MODELS
+from .write import git_commit
 
 SCHEMA_VERSION = 2  # 1: rows before schema_version was written; 2: this dataclass
 
@@ -43,7 +43,7 @@ class Row:
     device: str = _need(_STR)
     T_min: Optional[float] = _need(None)  # training time T in minutes (a failed run may have none)
     A: Optional[float] = _need(None)  # final test accuracy, %
-    history: list = _need((list,))  # one record per epoch (fastdrop.trainer.Trainer.train_epoch)
+    history: list = _need((list,))  # one record per epoch (fastdrop.run.trainer.Trainer.train_epoch)
     schema_version: int = 1
     status_reason: str = ""
     model_family: Optional[str] = None
@@ -114,7 +114,7 @@ def load(row: dict) -> dict:
 
 
 def build_row(t, status: str, reason: str) -> dict:
-    """The flat result row of a trainer `t` (a `fastdrop.trainer.Trainer`) after its last epoch. Building
+    """The flat result row of a trainer `t` (a `fastdrop.run.trainer.Trainer`) after its last epoch. Building
     the `Row` fails on a key the schema lacks, so writer and reader cannot drift apart."""
     cfg, h = t.cfg, t.history
     dev = t.device

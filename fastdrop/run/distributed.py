@@ -17,7 +17,7 @@ rank 0's, broadcast to all ranks after every epoch, so evaluation, cuts and cach
 Augmentation draws its crops per rank (its own seeded stream), so augmented runs match only in law.
 
 Learn&Drop: the score accumulator reads `.grad` after `backward()`, when DDP has already all-reduced it,
-so every rank sees the gradients of the global batch and computes the same scores and cut; `agree`
+so every rank sees the gradients of the global batch and computes the same scores and cut; `World.agree`
 checks that (all-gather of the decision) and stops the run with a clear error otherwise.
 """
 from __future__ import annotations
@@ -31,17 +31,22 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..errors import ConfigError, user_error
+
 log = logging.getLogger("fastdrop")
 
-BACKENDS = ("auto", "nccl", "gloo")
+DDP_BACKENDS = ("auto", "nccl", "gloo")
 
 
+@user_error
 class RanksDisagree(RuntimeError):
     """Ranks that should hold the same value (a cut decision, a model) do not: stop, never diverge."""
 
 
 @dataclass(frozen=True)
 class World:
+    """This process's place among the ranks, and the one object through which the run talks to the
+    others: every collective is a method that does nothing in a single process."""
     rank: int = 0
     size: int = 1
     local_rank: int = 0
@@ -54,6 +59,94 @@ class World:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def device_for(self, device: torch.device) -> torch.device:
+        """One GPU per rank: cuda:LOCAL_RANK (a bare `cuda` or `auto` means this rank's own device)."""
+        if self.enabled and device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        return device
+
+    def shard_data(self, data, cfg, device: torch.device) -> None:
+        """This rank's fixed shard of the training split and its share of the test split (in place)."""
+        if not self.enabled:
+            return
+        if cfg.batch_size % self.size:
+            raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the "
+                              f"{self.size} processes (per-rank batch = batch_size / world size)")
+        if cfg.dist.sync_bn and device.type != "cuda":
+            raise ConfigError("dist.sync_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel)")
+        tr, te = data.train, data.test
+        if len(tr) < self.size:
+            raise ConfigError(f"{len(tr)} training images cannot be shared by {self.size} processes")
+        data.train = tr.take(shard(len(tr), self, cfg.seed))
+        data.test = te.take(torch.arange(self.rank, len(te), self.size))
+        if len(tr) % self.size and self.is_main:
+            log.warning("%d training images left out so that the %d ranks hold equal shards", len(tr) % self.size,
+                        self.size)
+
+    def sync_bn(self, chain: nn.Module, wanted: bool) -> nn.Module:
+        """SyncBatchNorm over the global batch (dist.sync_bn=true, GPUs only)."""
+        return nn.SyncBatchNorm.convert_sync_batchnorm(chain) if wanted and self.enabled else chain
+
+    def rewrap(self, strategy, chain, device: torch.device, wrapped_at: int | None) -> int | None:
+        """Under torchrun: a DDP wrapper over the units that train now, rebuilt after a cut (DDP fixes its
+        parameter set when built). Returns the n_cut the wrapper is built for."""
+        if not self.enabled or wrapped_at == strategy.n_cut:
+            return wrapped_at
+        strategy.train_runner = chain.run  # drop the old wrapper (and its hooks) first
+        ids = [device.index] if device.type == "cuda" else None
+        # broadcast_buffers=False: BN statistics are broadcast once per epoch (broadcast_buffers below),
+        # not before every step; rank 0's trajectory is the same either way.
+        strategy.train_runner = nn.parallel.DistributedDataParallel(_Head(chain), device_ids=ids,
+                                                                    broadcast_buffers=False)
+        return strategy.n_cut
+
+    # -- collectives -------------------------------------------------------------------------------
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def all_max(self, x: float) -> float:
+        """The largest value over the ranks (T is the slowest rank's training time)."""
+        if not self.enabled:
+            return x
+        t = torch.tensor([x], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
+    def gather(self, obj) -> list:
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def agree(self, value, what: str) -> None:
+        """Raise RanksDisagree unless every rank holds the same `value` (a collective: all ranks call it)."""
+        values = self.gather(value)
+        if any(v != values[0] for v in values[1:]):
+            listing = "; ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+            raise RanksDisagree(f"ranks disagree on {what} ({listing}); the run is stopped rather than "
+                                "left to diverge (different code, data or config on some rank?)")
+
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """Rank 0's BN running statistics on every rank (train-mode BN updates them per rank)."""
+        if self.enabled:
+            for b in module.buffers():
+                dist.broadcast(b, 0)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def _comm_device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+
+agree = World.agree  # distributed.agree(world, value, what), as the tests call it
 
 
 def env_world_size() -> int:
@@ -79,8 +172,8 @@ def init(device_name: str = "auto", backend: str = "auto", timeout_min: float = 
     size = env_world_size()
     if size <= 1:
         return World()
-    if backend not in BACKENDS:
-        raise ValueError(f"dist.backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if backend not in DDP_BACKENDS:
+        raise ValueError(f"dist.backend must be one of {', '.join(DDP_BACKENDS)} (got {backend!r})")
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "auto":
         cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
@@ -92,14 +185,6 @@ def init(device_name: str = "auto", backend: str = "auto", timeout_min: float = 
     if rank != 0:  # one voice on the console; warnings and errors still come from every rank
         log.setLevel(logging.WARNING)
     return World(rank, size, local, dist.get_backend())
-
-
-def device_for(world: World, device: torch.device) -> torch.device:
-    """One GPU per rank: cuda:LOCAL_RANK (a bare `cuda` or `auto` means this rank's own device)."""
-    if world.enabled and device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 def shard(n: int, world: World, seed: int) -> torch.Tensor:
@@ -122,56 +207,6 @@ def equivalent_order(shards: list[torch.Tensor], local_perm: torch.Tensor, per_r
     return torch.cat(parts)
 
 
-# -- collectives (no-ops for a single process) ------------------------------------------------------
-
-def all_sum(world: World, t: torch.Tensor) -> torch.Tensor:
-    if world.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def all_max(world: World, x: float) -> float:
-    """The largest value over the ranks (T is the slowest rank's training time)."""
-    if not world.enabled:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=_comm_device(world))
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
-
-
-def gather(world: World, obj) -> list:
-    if not world.enabled:
-        return [obj]
-    out = [None] * world.size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def agree(world: World, value, what: str) -> None:
-    """Raise RanksDisagree unless every rank holds the same `value` (a collective: all ranks call it)."""
-    values = gather(world, value)
-    if any(v != values[0] for v in values[1:]):
-        listing = "; ".join(f"rank {r}: {v}" for r, v in enumerate(values))
-        raise RanksDisagree(f"ranks disagree on {what} ({listing}); the run is stopped rather than "
-                            "left to diverge (different code, data or config on some rank?)")
-
-
-def broadcast_buffers(world: World, module: nn.Module) -> None:
-    """Rank 0's BN running statistics on every rank (train-mode BN updates them per rank)."""
-    if world.enabled:
-        for b in module.buffers():
-            dist.broadcast(b, 0)
-
-
-def barrier(world: World) -> None:
-    if world.enabled:
-        dist.barrier()
-
-
-def _comm_device(world: World) -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if world.backend == "nccl" else torch.device("cpu")
-
-
 # -- the model -----------------------------------------------------------------------------------
 
 class _Head(nn.Module):
@@ -183,19 +218,6 @@ class _Head(nn.Module):
 
     def forward(self, state: tuple, start: int) -> tuple:
         return self.chain.run(state, start)
-
-
-def wrap(world: World, chain, device: torch.device):
-    """A DDP runner `(state, start) -> state` over the parameters that train now. DDP fixes its
-    parameter set when built, so the trainer builds a new one after every cut."""
-    ids = [device.index] if device.type == "cuda" else None
-    # broadcast_buffers=False: BN statistics are broadcast once per epoch (broadcast_buffers above),
-    # not before every step; rank 0's trajectory is the same either way.
-    return nn.parallel.DistributedDataParallel(_Head(chain), device_ids=ids, broadcast_buffers=False)
-
-
-def convert_sync_bn(chain: nn.Module) -> nn.Module:
-    return nn.SyncBatchNorm.convert_sync_batchnorm(chain)
 
 
 def shutdown() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from . import distributed
-from .data import ImageData
-from .models import Chain
-from .strategies import RunContext
+from .distributed import World
+from ..data import ImageData
+from ..models import Chain
+from ..strategies import RunContext
 
 
 def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
-             world: distributed.World = distributed.World()) -> float:
+             world: World = World()) -> float:
     """Test accuracy (%) of the full chain (tail + head), eval mode; under DDP each rank scores its
     share of the test split and the counts are summed."""
     chain.eval()
@@ -24,5 +24,5 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = chain(x)
             correct += (logits.argmax(1) == data.test.y[s]).sum()
-    counts = distributed.all_sum(world, torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
+    counts = world.all_sum(torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
     return 100.0 * counts[0].item() / max(int(counts[1].item()), 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import Chain
+from ..models import Chain
 
 
 def unit_macs(chain: Chain, sample: torch.Tensor) -> list[int]:

@@ -16,11 +16,13 @@ import os
 import socket
 from pathlib import Path
 
-LOCK = ".fastdrop.lock"
+from ..errors import user_error
+from ..files import LOCK
 
 _HELD: dict[Path, list] = {}  # resolved run dir -> [fd, how many holders in this process]
 
 
+@user_error
 class RunDirBusy(RuntimeError):
     """Another process holds the run directory's lock (a user error: exit 2, nothing written)."""
 
@@ -71,17 +73,15 @@ def release(run_dir: str | Path) -> None:
 
 
 def acquire_for_world(run_dir: str | Path, world) -> bool:
-    """`acquire` on rank 0 of `world` (a fastdrop.distributed.World); every rank raises RunDirBusy when
+    """`acquire` on rank 0 of `world` (a fastdrop.run.distributed.World); every rank raises RunDirBusy when
     rank 0 could not lock (a collective: all ranks call it). True where this process took the lock."""
-    from . import distributed
-
     refused = None
     if world.is_main:
         try:
             acquire(run_dir)
         except RunDirBusy as e:
             refused = str(e)
-    refused = distributed.gather(world, refused)[0]
+    refused = world.gather(refused)[0]
     if refused:
         raise RunDirBusy(refused)
     return world.is_main

@@ -8,10 +8,7 @@ from .base import RunContext, Strategy
 from .sgd import SGD
 from .freezing import Freezing
 from .dropping import Dropping
-from . import cache_backends  # noqa: F401  (registers the cache backends)
-from . import peers  # noqa: F401  (registers the peers' cut policies)
-from . import drift  # noqa: F401  (registers ours)
-
+from . import cache  # noqa: F401  (registers the cache backends)
 
 
 def baseline() -> str:

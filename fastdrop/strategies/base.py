@@ -4,7 +4,7 @@ The trainer only ever calls `begin_epoch`, `batches`, `forward`, `after_backward
 `epoch_stats`; a strategy differs from another only in where its batches come from (`first_run_unit`:
 the first unit its forward pass runs, 0 unless states come from a cache). `n_cut` counts the leading
 conv units cut (frozen or dropped): the units in [first_run_unit, n_cut) run frozen (no grad, eval-mode
-BN), the rest train. What to cut is the cut policy's call (fastdrop.strategies.policies, by
+BN), the rest train. What to cut is the cut policy's call (fastdrop.policies, by
 `strategy.policy`); its decision and reason go into the epoch's record.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 
 from ..data import ImageData
 from ..models import Chain
-from . import policy
-from .policies import Observation, make_policy
-from .scores import ScoreAccumulator
+from ..policies import Observation, make_policy
+from ..policies import rules
+from ..policies.scores import ScoreAccumulator
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class RunContext:
     channels_last: bool = False
     unit_macs: list = field(default_factory=list)  # forward MACs per sample, per unit
     epochs: int = 0                             # the run's length in epochs
-    rank: int = 0                               # data-parallel rank and world size (fastdrop.distributed)
+    rank: int = 0                               # data-parallel rank and world size (fastdrop.run.distributed)
     world_size: int = 1
 
     @property
@@ -81,7 +81,7 @@ class Strategy:
         self.scorer = self._make_scorer() if cfg.scores else None
         self.probe = None
         if self.cuts and self.policy.uses_drift:
-            from .drift import FeatureProbe  # the policy's own measurement: off for every other policy
+            from ..policies.drift import FeatureProbe  # the policy's own measurement: off for every other policy
             self.probe = FeatureProbe(chain, data, ctx, cfg.drift_probe)
             self.probe.measure(0)  # the reference copy: epoch 1's drift is measured from the start weights
         # (state, start) -> state over the trained units; the trainer puts a DDP wrapper here under torchrun
@@ -130,8 +130,8 @@ class Strategy:
         if not self.cfg.grow_batch or not self.n_cut:
             return 1
         macs = self.ctx.unit_macs
-        work = lambda k: sum(macs[k:]) + policy.backward_work(macs, k)  # noqa: E731  (a head from unit k)
-        return policy.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size,
+        work = lambda k: sum(macs[k:]) + rules.backward_work(macs, k)  # noqa: E731  (a head from unit k)
+        return rules.batch_growth(work(0), work(self.n_cut), self.ctx.batch_size,
                                    self.cfg.max_batch_size // self.ctx.world_size)  # a cap on the global batch
 
     @property
@@ -187,7 +187,7 @@ class Strategy:
         g = self.scorer.last_abs_s
         names = self.chain.names[self.n_cut: self.chain.n_conv]
         out["scores"] = dict(zip(names, p))
-        out["scores_std"] = dict(zip(names, policy.standardise(p)))
+        out["scores_std"] = dict(zip(names, rules.standardise(p)))
         out["aapd"] = dict(zip(names, a))
         if self.cuts:
             drift = self.probe.measure(self.n_cut) if self.probe is not None else []

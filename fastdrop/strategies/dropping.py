@@ -25,9 +25,9 @@ import time
 import torch
 
 from ..registry import STRATEGIES
-from ..results import remove_empty_dirs
+from ..files import human_bytes, remove_empty_dirs
 from .base import Strategy, synchronize
-from .cache import DTYPES, CacheDamaged, FeatureCache, human_bytes
+from .cache import DTYPES, CacheDamaged, FeatureCache
 
 log = logging.getLogger(__name__)
 

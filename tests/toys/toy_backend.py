@@ -1,5 +1,5 @@
 """A toy cache backend: host memory, counting the rows it fetched."""
-from fastdrop.strategies.cache_backends import CACHE_BACKENDS, HostBackend
+from fastdrop.strategies.cache.backends import CACHE_BACKENDS, HostBackend
 
 
 @CACHE_BACKENDS.register()

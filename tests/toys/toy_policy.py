@@ -1,5 +1,5 @@
 """A toy cut policy: cut one more unit at the end of every epoch, keeping a count of its decisions."""
-from fastdrop.strategies.policies import CutPolicy, Decision, register_policy
+from fastdrop.policies import CutPolicy, Decision, register_policy
 
 
 @register_policy

@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..memory import host_available_bytes
-from ..registry import CACHE_BACKENDS
-from ..results import atomic_write_text, human_bytes  # noqa: F401  (re-exported: fastdrop.strategies.cache)
+from ...errors import user_error
+from ...files import atomic_write_text, human_bytes
+from ...memory import host_available_bytes
+from ...registry import CACHE_BACKENDS
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
 
 
+@user_error
 class CacheError(RuntimeError):
     pass
 
@@ -178,5 +180,3 @@ class DiskBackend(CacheBackend):
                 pass
         self._files = []
 
-
-BACKENDS = CACHE_BACKENDS  # registered in fallback order: when one has no room the next is tried

@@ -2,7 +2,7 @@
 
 A cache holds one tensor per state element (one for a plain cut, two inside a residual block: branch
 activation and skip), with rows `view * N + sample`, stored by one of the backends in
-`cache_backends.py` (`device`, `host`, `disk`), or `auto`: the first registered backend whose `fits`
+`backends.py` (`device`, `host`, `disk`), or `auto`: the first registered backend whose `fits`
 says yes (`device` if the cache takes at most half the free device memory, else `host` if it takes at
 most half the available RAM, else `disk`).
 If allocation fails (out of memory, disk full) the next backend in device -> host -> disk is tried; when
@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache_backends import BACKENDS, CacheBackend, CacheDamaged, CacheError, DiskBackend, human_bytes
-
-__all__ = ["FeatureCache", "CacheBackend", "CacheError", "CacheDamaged", "DTYPES", "BACKENDS",
-           "choose_backend", "human_bytes"]
+from ...files import human_bytes
+from ...registry import CACHE_BACKENDS
+from .backends import CacheError, DiskBackend
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,8 @@ def _nbytes(rows: int, shapes: list[tuple], dtype: torch.dtype) -> int:
 
 def choose_backend(nbytes: int, device: torch.device) -> str:
     """`backend=auto`: the first registered backend that says the cache fits, else the last one."""
-    names = BACKENDS.names()
-    return next((n for n in names if BACKENDS[n].fits(nbytes, device)), names[-1])
+    names = CACHE_BACKENDS.names()
+    return next((n for n in names if CACHE_BACKENDS[n].fits(nbytes, device)), names[-1])
 
 
 class FeatureCache:
@@ -45,10 +44,10 @@ class FeatureCache:
         self.rows, self.shapes, self.dtype, self.device = rows, shapes, dtype, torch.device(device)
         self.disk_dir = Path(disk_dir) if disk_dir is not None else None
         self.nbytes = _nbytes(rows, shapes, dtype)
-        order = BACKENDS.names()
+        order = CACHE_BACKENDS.names()
         want = choose_backend(self.nbytes, self.device) if backend == "auto" else backend
-        if want not in BACKENDS:
-            raise CacheError(f"unknown cache backend {backend!r}; choose auto, {BACKENDS.choices()}")
+        if want not in CACHE_BACKENDS:
+            raise CacheError(f"unknown cache backend {backend!r}; choose auto, {CACHE_BACKENDS.choices()}")
         errors = []
         for b in order[order.index(want):]:
             self.store = None
@@ -69,7 +68,7 @@ class FeatureCache:
                              "or point the run directory at a larger disk")
 
     def _allocate(self, backend: str) -> list[torch.Tensor]:
-        self.store = BACKENDS[backend](self.device, self.disk_dir)
+        self.store = CACHE_BACKENDS[backend](self.device, self.disk_dir)
         return self.store.allocate(self.rows, self.shapes, self.dtype)
 
     def seal(self) -> None:
