@@ -12,7 +12,7 @@ from ..strategies.base import synchronize
 
 def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:
     """Median time of a block of sgd steps with and without score accumulation, in one process."""
-    strat, opt, dev = trainer.strategy, trainer.optimizer, trainer.device
+    strat, dev = trainer.strategy, trainer.device
     batches = list(itertools.islice(strat.batches(1), steps))
     strat.begin_epoch(1)
 
@@ -20,13 +20,7 @@ def scoring_cost(trainer, steps: int = 10, repeats: int = 5) -> dict:
         synchronize(dev)
         t0 = time.perf_counter()
         for state, y in batches:
-            with trainer.ctx.autocast_ctx():
-                loss = trainer.loss_fn(strat.forward(state), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if score:
-                strat.after_backward()
-            opt.step()
+            trainer.step(state, y, score)
         synchronize(dev)
         return time.perf_counter() - t0
 

@@ -24,7 +24,8 @@ def run_task(cfg, run_dir, experiment, multirun):
     logging.raiseExceptions = False  # a log file on a full disk: no "--- Logging error ---" tracebacks
     trainer = None
     try:
-        trainer = Trainer(cfg, run_dir, experiment=experiment, validated=True)  # checked by the pre-run callback
+        # a single run was checked by the pre-run callback; a sweep's jobs are checked here, one by one
+        trainer = Trainer(cfg, run_dir, experiment=experiment, validated=not multirun)
         row = trainer.fit()
     except user_errors() as e:
         print_error(str(e))

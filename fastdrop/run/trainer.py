@@ -160,12 +160,7 @@ class Trainer:
             if lrs is not None:  # a policy with per-unit rates (FreezeOut): one optimiser group per unit
                 for g, lr_u in zip(self.optimizer.param_groups, lrs):
                     g["lr"] = lr_u
-            with self.ctx.autocast_ctx():
-                loss = self.loss_fn(strat.forward(state), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            strat.after_backward()
-            self.optimizer.step()
+            loss = self.step(state, y)
             loss_sum += loss.detach() * len(y)
             seen += len(y)
             if bar is not None:
@@ -173,6 +168,17 @@ class Trainer:
         if bar is not None:
             bar.close()
         return loss_sum, seen
+
+    def step(self, state, y: torch.Tensor, score: bool = True) -> torch.Tensor:
+        """One SGD step on a batch; score=False leaves out the score accumulation (the bench prices it)."""
+        with self.ctx.autocast_ctx():
+            loss = self.loss_fn(self.strategy.forward(state), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if score:
+            self.strategy.after_backward()
+        self.optimizer.step()
+        return loss
 
     def _evaluate(self) -> tuple[float, float]:
         """Test accuracy of the full chain and its time (the slowest rank's), apart from T."""
