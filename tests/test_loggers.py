@@ -8,7 +8,8 @@ import pytest
 from conftest import compose_config, shrink
 
 from fastdrop.results.loggers import METRICS, metrics
-from fastdrop.run.trainer import CALLBACKS, Trainer
+from fastdrop.run.hooks import CALLBACKS
+from fastdrop.run.trainer import Trainer
 
 CUT = ["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}"]
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import compose_config
 
-from fastdrop.run.trainer import CKPT, Trainer
+from fastdrop.files import CKPT
+from fastdrop.run.trainer import Trainer
 
 KILL_RUN = Path(__file__).with_name("kill_run.py")  # the CLI, SIGKILLed after a chosen epoch
 

@@ -29,8 +29,7 @@ class FeatureProbe:
 
     def __init__(self, chain, data, ctx, n_images: int):
         self.chain, self.ctx = chain, ctx
-        x = data.normalize(data.train.fetch(slice(0, min(n_images, len(data.train)))), ctx.dtype)
-        self.x = x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x
+        self.x = ctx.inputs(data, data.train.fetch(slice(0, min(n_images, len(data.train)))))
         self.last: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()

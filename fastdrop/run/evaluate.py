@@ -19,10 +19,7 @@ def evaluate(chain: Chain, data: ImageData, ctx: RunContext,
     slices = [slice(s, s + ctx.eval_batch_size) for s in range(0, len(data.test), ctx.eval_batch_size)]
     with torch.no_grad(), ctx.autocast_ctx():
         for s, images in zip(slices, data.test.batches(slices)):
-            x = data.normalize(images, ctx.dtype)
-            if ctx.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = chain(x)
+            logits = chain(ctx.inputs(data, images))
             correct += (logits.argmax(1) == data.test.y[s]).sum()
     counts = world.all_sum(torch.stack([correct, torch.tensor(len(data.test), device=correct.device)]))
     return 100.0 * counts[0].item() / max(int(counts[1].item()), 1)

@@ -55,6 +55,14 @@ class RunContext:
         d = self.run_dir / "feature_cache"
         return d / f"rank{self.rank}" if self.world_size > 1 else d
 
+    def inputs(self, data: ImageData, images: torch.Tensor, transform=None) -> torch.Tensor:
+        """uint8 `images` as the network takes them: normalised to the run's dtype, then `transform`ed
+        (an augmentation, a cached view), in the run's memory format. Training, evaluation and probes alike."""
+        x = data.normalize(images, self.dtype)
+        if transform is not None:
+            x = transform(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def autocast_ctx(self):
         if self.autocast == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -114,12 +122,8 @@ class Strategy:
 
     # -- data -------------------------------------------------------------------------------------
     def _image_state(self, images: torch.Tensor, gen: torch.Generator | None) -> tuple:
-        x = self.data.normalize(images, self.ctx.dtype)
-        if self.data.augment and gen is not None:
-            x = self.data.random_crop_flip(x, gen)
-        if self.ctx.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return (x,)
+        augment = (lambda x: self.data.random_crop_flip(x, gen)) if self.data.augment and gen is not None else None
+        return (self.ctx.inputs(self.data, images, augment),)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         return torch.randperm(len(self.data.train), generator=self.ctx.generator(epoch, 0))

@@ -59,15 +59,14 @@ class Dropping(Strategy):
         view, sample = rows // n, rows % n
         dev = self.ctx.device
         view, sample = view.to(dev), sample.to(self.data.train.y.device)
-        x = self.data.normalize(self.data.train.fetch(sample), self.ctx.dtype)
         v = int(view[0])  # chunks never straddle views (see _build)
         if v == 1:
-            x = x.flip(-1)
+            view_of = lambda x: x.flip(-1)  # noqa: E731
         elif v >= 2:
-            x = self.data.random_crop_flip(x, self.ctx.generator(v, 2, device=dev))
-        if self.ctx.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return (x,)
+            view_of = lambda x: self.data.random_crop_flip(x, self.ctx.generator(v, 2, device=dev))  # noqa: E731
+        else:
+            view_of = None
+        return (self.ctx.inputs(self.data, self.data.train.fetch(sample), view_of),)
 
     def _build(self, upto: int) -> None:
         n, k = len(self.data.train), self._views()
