@@ -28,6 +28,7 @@ from ..files import HYDRA_OVERRIDES, JOB_FILE, RUNS
 from ..run.checkpoint import check_resume
 from . import session
 
+
 def reject(msg: str, code: int = 2):
     print_error(msg)
     sys.exit(code)
@@ -89,7 +90,7 @@ class FastdropCallback(Callback):
         cfg = task_config(config)
         run_dir = Path(config.hydra.run.dir)
         try:
-            validate(cfg)  # unknown keys (added with +) included; the run's only check (Trainer(validated=True))
+            validate(cfg)  # unknown keys (added with +) included; the run's only check
             if cfg.resume:
                 check_resume(cfg, run_dir)  # the checkpoint's fingerprint only, before run_dir is touched
         except user_errors() as e:

@@ -66,7 +66,7 @@ class StrategyConfig:
     # epoch -> leading units cut from then on (policy=schedule), e.g. '{2:3,4:6}'. Typed Any because
     # OmegaConf cannot merge a command-line dict into a typed Dict node; validate() checks it.
     schedule: Any = None
-    # The peers (fastdrop/policies/peers.py): FreezeOut's freeze times and per-unit cosine rates, and
+    # The peers (fastdrop/policies/freezeout.py, autofreeze.py, linear.py): FreezeOut's freeze times and per-unit cosine rates, and
     # Composer's linear freezing from this share of the run.
     freezeout_t0: float = 0.8
     freezeout_shape: str = "cubic"    # linear | squared | cubic

@@ -9,7 +9,9 @@ from .base import CutPolicy, Decision, Observation, make_policy, register_policy
 from . import cut_schedule  # noqa: F401,I001  (registers: schedule)
 from . import learn_and_drop  # noqa: F401  (the paper's rule)
 from . import noise_level  # noqa: F401  (ours, opt-in)
-from . import peers  # noqa: F401  (freezeout, autofreeze, linear)
+from . import freezeout  # noqa: F401  (the peers: FreezeOut, AutoFreeze, Composer's linear freezing)
+from . import autofreeze  # noqa: F401
+from . import linear  # noqa: F401
 from . import drift  # noqa: F401  (ours)
 
 __all__ = ["POLICIES", "CutPolicy", "Decision", "Observation", "make_policy", "register_policy"]

@@ -110,5 +110,18 @@ class CutPolicy:
 register_policy(CutPolicy)
 
 
+def run_progress(obs: Observation) -> float:
+    """The share of the run done at the end of the observed epoch."""
+    return obs.epoch / obs.epochs if obs.epochs else 0.0
+
+
+def cut_to(obs: Observation, n: int, rule: str, **kw) -> Decision:
+    """Cut up to `n` leading units (a rule that says how many are due), or keep."""
+    if n > obs.n_cut:
+        k = n - obs.n_cut
+        return Decision(n, "cut", f"{rule}: cut {_span(obs.names, k)}", k, **kw)
+    return Decision(obs.n_cut, "keep", f"{rule}: no unit due", **kw)
+
+
 def make_policy(cfg) -> CutPolicy:
     return POLICIES[cfg.policy](cfg)

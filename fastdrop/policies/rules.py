@@ -160,7 +160,7 @@ def batch_growth(full_work: float, head_work: float, batch_size: int, max_batch_
     return f
 
 
-# -- the peers' rules (fastdrop.policies.peers) ----------------------------------------------------
+# -- the peers' rules (fastdrop.policies.freezeout, autofreeze, linear) ----------------------------------------------------
 
 FREEZEOUT_SHAPES = {"linear": lambda x: x, "squared": lambda x: x ** 2, "cubic": lambda x: x ** 3}
 
