@@ -1,6 +1,6 @@
 """The command line around real runs: a sweep reports its failed jobs and exits != 0, Ctrl-C and SIGTERM
 stop a run with one line that resumes it, a refused resume touches nothing. Every test starts the real
-CLI in a subprocess (one tiny MNIST config), since these are process-level behaviours."""
+CLI (one tiny MNIST config): in a process of its own where a signal is sent to it, else in this process."""
 import json
 import os
 import shlex
@@ -11,15 +11,15 @@ import time
 
 import pytest
 import yaml
-from conftest import tiny_overrides
+from conftest import cli_in_process, tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 CLI = [sys.executable, "-m", "fastdrop.cli"]
 
 
-def run(tmp_path, *args, timeout=120):
-    return subprocess.run([*CLI, "run", *args], cwd=tmp_path, capture_output=True, text=True, env=ENV,
-                          timeout=timeout)
+def run(tmp_path, *args):
+    """`fastdrop run <args>` in this process (conftest.cli_in_process); the signal tests below start theirs."""
+    return cli_in_process(["run", *args], tmp_path)
 
 
 def test_sweep_with_failed_jobs_exits_nonzero_with_a_summary(tmp_path):
@@ -82,7 +82,7 @@ def test_a_signal_stops_the_run_with_one_line_and_the_resume_command(tmp_path, s
     cmd = shlex.split(lines[0].split("resume with: ", 1)[1])
     assert cmd == ["fastdrop", "run", *args[:-1], "resume=true", f"hydra.run.dir={run_dir}"]
     if sig == signal.SIGTERM:  # the printed command really continues the run
-        r = subprocess.run([*CLI, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+        r = cli_in_process(cmd[1:], tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
         assert "resumed" in r.stdout and "epoch 8/8" in r.stdout
         assert not (run_dir / "checkpoint.pt").exists()  # completed: the default policy removes it

@@ -1,7 +1,8 @@
 """The Hydra config in conf/ and the `fastdrop run` command line around it.
 
 Composition is checked in-process with hydra's compose API (what `fastdrop run ... --cfg job` prints);
-only a handful of tests start the real CLI, since each process pays for the imports.
+the command line runs in this process too (conftest.cli_in_process), since each process pays 3-5 s for
+the imports; one test starts the installed console script.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli_in_process
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
@@ -51,7 +53,21 @@ def test_defaults_are_the_offline_run(compose):
     validate(cfg)
 
 
-@pytest.mark.parametrize("model, data, strategy", list(itertools.product(MODELS, DATA, STRATS)))
+# Every pair of options from two groups, each once: 42 configs, not all 126 triples (validate() costs about
+# a second a config on 2 cores). A group's yaml sets only its own node (no interpolation, no defaults), so
+# options meet at most pairwise, in validate()'s cross-key rules. Model i with data j takes strategy
+# (i + j) mod 3, so each model and each data option also meets every strategy.
+PAIRWISE = [(m, d, STRATS[(i + j) % len(STRATS)]) for (i, m), (j, d) in itertools.product(enumerate(MODELS),
+                                                                                          enumerate(DATA))]
+
+
+def test_pairwise_cases_cover_every_pair_of_options():
+    for a, b in itertools.combinations(range(3), 2):
+        pairs = {(case[a], case[b]) for case in PAIRWISE}
+        assert pairs == set(itertools.product(*[(MODELS, DATA, STRATS)[k] for k in (a, b)]))
+
+
+@pytest.mark.parametrize("model, data, strategy", PAIRWISE)
 def test_every_model_data_strategy_composes(compose, model, data, strategy):
     cfg = compose([f"model={model}", f"data={data}", f"strategy={strategy}"])
     assert (cfg.model.name, cfg.data.name, cfg.strategy.name) == (model, data, strategy)
@@ -159,9 +175,12 @@ def _fastdrop() -> list[str]:
     return [found] if found else [sys.executable, "-m", "fastdrop.cli"]
 
 
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_cli(tmp_path: Path, *args: str, process: bool = False) -> subprocess.CompletedProcess:
+    """`fastdrop run <args>` in tmp_path (Hydra creates outputs/<date>/... under the working directory):
+    in this process, or with `process` through the installed console script (the imports cost 3-5 s)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYDRA_")}  # HYDRA_FULL_ERROR: tracebacks
-    # cwd=tmp_path: Hydra creates outputs/<date>/... under the working directory.
+    if not process:
+        return cli_in_process(["run", *args], tmp_path, {k: None for k in os.environ if k.startswith("HYDRA_")})
     return subprocess.run(_fastdrop() + ["run", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -177,7 +196,7 @@ def test_cli_cfg_job_prints_the_composed_config(tmp_path, compose):
 
 
 def test_cli_help(tmp_path):
-    p = run_cli(tmp_path, "--help")
+    p = run_cli(tmp_path, "--help", process=True)  # the one test here that starts the console script
     assert p.returncode == 0, p.stderr
     for group, options in (("model", MODELS), ("data", DATA), ("strategy", STRATS), ("experiment", EXPERIMENTS)):
         assert f"{group}: {', '.join(sorted(options))}" in p.stdout

@@ -15,7 +15,7 @@ def test_trains_on_real_mnist_files(tmp_path, shared_data):
     root = tmp_path / "data"
     shutil.copytree(shared_data / "MNIST", root / "MNIST")
     cfg = shrink(compose_config(["data=mnist", f"data.root={root}", "strategy=dropping"]), tmp_path,
-                 {"data.train_subset": 4096, "data.test_subset": 1000, "epochs": 3, "batch_size": 128,
+                 {"data.train_subset": 2048, "data.test_subset": 500, "epochs": 3, "batch_size": 128,
                   "model.width": 0.25, "strategy.warmup": 1})
     row = Trainer(cfg, tmp_path / "run").fit()
     assert row["status"] == "completed" and row["data"] == "mnist"

@@ -3,14 +3,11 @@ for runs that stop, a damaged or missing cache detected and rebuilt or reported 
 import gzip
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, shrink, tiny_overrides
+from conftest import cli_in_process, compose_config, shrink, tiny_overrides
 
 from fastdrop.strategies.cache import backends as cache_backends
 from fastdrop.strategies.cache import CacheError, FeatureCache
@@ -18,10 +15,8 @@ from fastdrop.run.trainer import Trainer
 
 
 def cli(tmp_path, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *tiny_overrides(tmp_path), *args,
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=300)
+    # In this process: what the CLI prints and exits with needs no process of its own (saves the imports).
+    return cli_in_process(["run", *tiny_overrides(tmp_path), *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
 
 
 def write_truncated_mnist(root: Path):
@@ -128,12 +123,21 @@ def _damage_meta(d):
     (d / "meta.json").write_text(json.dumps(m))
 
 
+DISK_CUT = ["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}", "strategy.cache.backend=disk"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The row of the run every damaged-and-resumed run below must end like: trained once for all cases."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    return Trainer(shrink(compose_config(DISK_CUT), tmp, {"epochs": 3}), tmp / "ref").fit()
+
+
 @pytest.mark.parametrize("damage, words", [(None, "reusing"), (_damage_truncate, "truncated"),
                                            (_damage_flip, "checksum"), (_damage_meta, "expected")])
-def test_disk_cache_damage_is_detected_and_rebuilt(tmp_path, caplog, damage, words):
-    over = ["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}", "strategy.cache.backend=disk"]
+def test_disk_cache_damage_is_detected_and_rebuilt(tmp_path, caplog, damage, words, uninterrupted):
+    over, ref = DISK_CUT, uninterrupted
     cfg = shrink(compose_config(over), tmp_path, {"epochs": 3})
-    ref = Trainer(cfg, tmp_path / "ref").fit()
 
     # Two epochs, checkpoint, then "killed": the disk cache of the cut stays behind.
     t = Trainer(cfg, tmp_path / "run")

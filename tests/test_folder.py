@@ -3,14 +3,12 @@ the real Imagenette subset from ../shared/data when present; bad input is one li
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli_in_process
 from torchvision.io import encode_jpeg, encode_png, write_file
 from torchvision.transforms.v2 import functional as F
 
@@ -98,11 +96,10 @@ def test_folder_bad_input_is_one_line(tmp_path, case):
 # ------------------------------------------------------------------------------------ command line
 
 def cli(tmp_path, *args, env=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", "progress=false", "device=cpu", "epochs=2",
-                           "batch_size=8", "strategy.warmup=0", f"results_dir={tmp_path / 'results'}",
-                           f"hydra.run.dir={tmp_path / 'run'}", *args], cwd=tmp_path, capture_output=True,
-                          text=True, env=env, timeout=300)
+    # In this process (conftest.cli_in_process): the imports of a new process would cost more than the run.
+    return cli_in_process(["run", "progress=false", "device=cpu", "epochs=2", "batch_size=8", "strategy.warmup=0",
+                           f"results_dir={tmp_path / 'results'}", f"hydra.run.dir={tmp_path / 'run'}", *args],
+                          tmp_path, env)
 
 
 def one_error_line(p) -> str:

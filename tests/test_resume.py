@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import cli_in_process, compose_config
 
 from fastdrop.files import CKPT
 from fastdrop.run.trainer import Trainer
@@ -24,11 +24,15 @@ def cfg_for(tmp_path, *extra):
 
 
 def cli(tmp_path, *args, kill_after=None):
+    """The CLI in a child that SIGKILLs itself after epoch `kill_after`; without it, in this process
+    (conftest.cli_in_process: the resume needs no process of its own, and skips 3-5 s of imports)."""
+    args = ["run", *BASE, f"results_dir={tmp_path}/results", *args]
+    if kill_after is None:
+        return cli_in_process(args, tmp_path)
     # The child uses as many threads as this process, so both compute bit-identical results.
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    entry = ["-m", "fastdrop.cli"] if kill_after is None else [str(KILL_RUN), str(kill_after)]
-    return subprocess.run([sys.executable, *entry, "run", *BASE, f"results_dir={tmp_path}/results", *args],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, str(KILL_RUN), str(kill_after), *args], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.mark.slow

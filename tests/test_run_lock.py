@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, shrink, tiny_overrides
+from conftest import cli_in_process, compose_config, shrink, tiny_overrides
 
 from fastdrop.files import CKPT, WEIGHTS
 from fastdrop.run.checkpoint import config_fingerprint
@@ -38,10 +38,8 @@ def test_a_locked_run_directory_is_refused_and_left_as_it_was(tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         before = snapshot(run_dir)
         t0 = time.monotonic()
-        p = subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *tiny_overrides(tmp_path), "resume=true",
-                            f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
-                           timeout=300)
-        print(f"refused in {time.monotonic() - t0:.1f} s (process start included)")
+        p = cli_in_process(["run", *tiny_overrides(tmp_path), "resume=true", f"hydra.run.dir={run_dir}"], tmp_path)
+        print(f"refused in {time.monotonic() - t0:.1f} s")
         assert p.returncode == 2, p.stderr[-2000:]
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"fastdrop: error: run directory {run_dir.resolve()} is in use by "

@@ -1,13 +1,10 @@
 """A run directory from elsewhere cannot run code on resume (issue 22): checkpoints load with
 weights_only=True, so a crafted pickle is refused with one line and what it would run never runs."""
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import compose_config, shrink, tiny_overrides
+from conftest import cli_in_process, compose_config, shrink, tiny_overrides
 
 from fastdrop.files import CKPT
 from fastdrop.run.checkpoint import config_fingerprint
@@ -37,9 +34,7 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path):
     cfg = shrink(compose_config(["resume=true"]), tmp_path)
     run_dir = crafted_run_dir(tmp_path, cfg)
     # the CLI: refused in Hydra's on_run_start, before the run directory is touched
-    p = subprocess.run([sys.executable, "-m", "fastdrop.cli", "run", *tiny_overrides(tmp_path), "resume=true",
-                        f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    p = cli_in_process(["run", *tiny_overrides(tmp_path), "resume=true", f"hydra.run.dir={run_dir}"], tmp_path)
     assert p.returncode == 2, p.stderr[-2000:]
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fastdrop: error: checkpoint"), p.stderr

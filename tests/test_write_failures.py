@@ -4,39 +4,63 @@ ends with the uninterrupted run's weights."""
 import errno
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import cli_in_process, compose_config
 
 from fastdrop import files as results
 from fastdrop.files import CKPT
 from fastdrop.files import WriteError, atomic_write_text
 from fastdrop.run.trainer import Trainer
 
-ENOSPC_RUN = Path(__file__).with_name("enospc_run.py")
 BASE = ["progress=false", "model.width=0.125", "data.train_subset=256", "data.test_subset=64", "batch_size=64",
         "epochs=3", "strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:2}",
         "strategy.cache.backend=disk"]
 
 
-def cli(tmp_path, *args, fail_at=None):
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # bit-identical to this process
-    entry = ["-m", "fastdrop.cli"] if fail_at is None else [str(ENOSPC_RUN), str(fail_at)]
-    return subprocess.run([sys.executable, *entry, "run", *BASE, f"results_dir={tmp_path}/results", *args],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+def cli(tmp_path, *args):
+    # In this process (conftest.cli_in_process): same threads, so bit-identical to the reference run.
+    return cli_in_process(["run", *BASE, f"results_dir={tmp_path}/results", *args], tmp_path)
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC after 4 KiB, as on a disk that fills up."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def write(self, b):
+        self.n += len(b)
+        if self.n > 4096:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(b)
+
+    def flush(self):
+        self.f.flush()
+
+
+def fill_the_disk_at(monkeypatch, n: int) -> None:
+    """The n-th torch.save from now on (the checkpoint of epoch n) writes to a disk that fills up."""
+    real_save, calls = results.torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(1)
+        return real_save(obj, FullDisk(f) if len(calls) == n else f, *args, **kwargs)
+
+    monkeypatch.setattr(results.torch, "save", save)
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
+def test_a_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path, monkeypatch):
     ref = Trainer(compose_config([*BASE, f"results_dir={tmp_path}/ref-results", "checkpoint=keep"]), tmp_path / "ref")
     ref.fit()
 
     run_dir = tmp_path / "run"
-    p = cli(tmp_path, f"hydra.run.dir={run_dir}", fail_at=2)
+    fill_the_disk_at(monkeypatch, 2)
+    p = cli(tmp_path, f"hydra.run.dir={run_dir}")
+    monkeypatch.undo()  # room again
     assert p.returncode == 4, p.stderr[-2000:]
     assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
     lines = p.stderr.strip().splitlines()
