@@ -4,6 +4,7 @@ nearest known key."""
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -11,10 +12,19 @@ from omegaconf import DictConfig, OmegaConf
 from .schema import Config
 
 
+@functools.lru_cache(maxsize=1)
+def _schema() -> DictConfig:
+    """The schema as a read-only config, built once: OmegaConf.structured costs ~15 ms, and a validation
+    walks the schema once per key (it was about 1 s of every run and test)."""
+    node = OmegaConf.structured(Config)
+    OmegaConf.set_readonly(node, True)
+    return node
+
+
 def _schema_node(parts: list[str]):
     """The schema's node at a dotted path: a DictConfig, True for a leaf, None if the schema has no such
     key. Below a free-form (`Any`) field, such as strategy.schedule, every key is known."""
-    node = OmegaConf.structured(Config)
+    node = _schema()
     for i, part in enumerate(parts):
         if part not in node.keys():  # `in node` is False for a MISSING value such as model.name
             return None
@@ -29,7 +39,7 @@ def _schema_node(parts: list[str]):
 def unknown_key_message(key: str) -> str:
     """`unknown key 'epoch' (did you mean 'epochs'?)` for a dotted key the schema lacks."""
     parts = key.split(".")
-    parent = OmegaConf.structured(Config)
+    parent = _schema()
     for part in parts[:-1]:
         parent = parent._get_node(part) if isinstance(parent, DictConfig) and part in parent.keys() else None
     near = difflib.get_close_matches(parts[-1], list(parent) if isinstance(parent, DictConfig) else [], n=1)
