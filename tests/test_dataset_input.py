@@ -48,14 +48,16 @@ def quick(tmp_path, *extra):
 
 
 def test_which_transforms_count_as_deterministic():
+    from torchvision.datasets import FakeData
+
+    def fake(transform, target_transform=None):
+        return FakeData(4, (3, 8, 8), transform=transform, target_transform=target_transform)
+
     fixed = T.Compose([T.Resize(8), T.CenterCrop(8), T.ToTensor(), T.Normalize((0.5,), (0.5,))])
-    assert is_known_deterministic(Images(transform=None)) is False  # a custom __getitem__: unknown
-    holder = type("D", (), {"transform": fixed, "target_transform": None})()
-    assert is_known_deterministic(holder)
-    holder.transform = T.Compose([T.RandomCrop(8), T.ToTensor()])
-    assert not is_known_deterministic(holder)
-    holder.transform, holder.target_transform = fixed, (lambda y: y)
-    assert not is_known_deterministic(holder)
+    assert is_known_deterministic(fake(fixed)) and is_known_deterministic(fake(None))
+    assert not is_known_deterministic(fake(T.Compose([T.RandomCrop(8), T.ToTensor()])))
+    assert not is_known_deterministic(fake(fixed, target_transform=lambda y: y))  # unknown callable
+    assert not is_known_deterministic(Images())  # a custom __getitem__, even with a transform attribute
     assert is_known_deterministic(TensorDataset(torch.zeros(2, 3, 4, 4), torch.zeros(2)))
 
 

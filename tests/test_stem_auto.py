@@ -46,11 +46,9 @@ def test_a_real_mismatch_keeps_its_error(torchvision_file):
         build(model_cfg(f"model.weights={torchvision_file}", "model.width=0.5"), 10, 3, 64)
 
 
-@pytest.mark.parametrize("where", ["written folder", "imagenette-mini"])
-def test_cli_fine_tunes_a_torchvision_state_dict_without_naming_a_stem(tmp_path, torchvision_file, where):
-    if where == "imagenette-mini" and IMAGENETTE is None:
-        pytest.skip("imagenette-mini not present")
-    root = write_folder(tmp_path / "imgs") if where == "written folder" else IMAGENETTE
+def test_cli_fine_tunes_a_torchvision_state_dict_without_naming_a_stem(tmp_path, torchvision_file):
+    """On the Imagenette subset where it is present, else on a small folder written here."""
+    root = IMAGENETTE or write_folder(tmp_path / "imgs")
     p = cli(tmp_path, "data=folder", f"data.root={root}", "data.image_size=64", "model=resnet18", "model.width=1.0",
             f"model.weights={torchvision_file}", "strategy=dropping", "strategy.policy=schedule",
             "strategy.schedule={1:3}", "data.train_subset=40", "data.test_subset=20", "checkpoint=none")

@@ -7,8 +7,8 @@ labels integers. fastdrop normalises on the device itself, so a transform must n
 Deterministic transforms are read once, by DataLoader workers, into today's in-memory uint8 `Split`
 (floats are rounded to 1/255 steps, which is exact for `ToTensor` of an 8-bit image). Which transforms
 are deterministic is decided explicitly, never guessed from the data: `deterministic=True/False` says so;
-by default (None) a dataset counts as deterministic only when every transform it applies is one of the
-known deterministic torchvision transforms (`KNOWN_DETERMINISTIC`, v1 and v2, inside Compose) and it has
+by default (None) a dataset counts as deterministic only when it is a torchvision VisionDataset (such as
+ImageFolder) and every transform it applies is one of the known deterministic torchvision transforms (`KNOWN_DETERMINISTIC`, v1 and v2, inside Compose) and it has
 no joint `transforms` or unknown `target_transform`; a TensorDataset has none, a Subset is its base's.
 Anything else (a random transform, a custom `__getitem__`) streams. Before caching, item 0 is read twice
 and must come back equal: a check that catches a wrong `deterministic=True`, not a proof.
@@ -42,8 +42,10 @@ def is_known_deterministic(ds) -> bool:
         return is_known_deterministic(ds.dataset)
     if isinstance(ds, TensorDataset):
         return True
-    if not hasattr(ds, "transform"):
-        return False  # a custom __getitem__: nothing to inspect
+    from torchvision.datasets import VisionDataset
+
+    if not isinstance(ds, VisionDataset):
+        return False  # a custom __getitem__: what it does is not known, whatever attributes it has
     joint = getattr(ds, "transforms", None)
     if joint is not None and type(joint).__name__ != "StandardTransform":
         return False

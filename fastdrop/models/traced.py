@@ -189,7 +189,7 @@ def _pieces(graph: fx.Graph) -> list[tuple]:
         raise TraceRefused(f"cannot cut the model into units: its forward takes {len(inputs)} inputs or returns "
                            "more than one tensor (fastdrop cuts image -> logits classifiers)")
     pieces, start, inp = [], 1, inputs[0]
-    for i, v in _boundaries(nodes) + [(len(nodes) - 2, result)]:
+    for i, v in [b for b in _boundaries(nodes) if b[1] is not result] + [(len(nodes) - 2, result)]:
         pieces.append((inp, nodes[start: i + 1], v))
         start, inp = i + 1, v
     return pieces
