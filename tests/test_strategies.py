@@ -247,6 +247,6 @@ def test_dropping_equals_freezing_traced_classifiers(tmp_path, name):
         data = ImageData("toy", Split(x, y), Split(x[:4], y[:4]), (0.5,) * 3, (0.25,) * 3)
         return {"chain": build(), "data": data, "name": name}
 
-    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=4", "checkpoint=none", "strategy.policy=schedule",
+    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=8", "checkpoint=none", "strategy.policy=schedule",
                              f"strategy.schedule={{1:{k}}}", make_kw=make_kw)
     assert len(rd["history"][-1]["dropped_units"]) == k
