@@ -211,3 +211,42 @@ def test_cost_aware_cut_defers_caching_and_stays_equal_to_freezing(tmp_path, mon
         assert run_units[1:] == [run_units[1]] * 3 and run_units[1] < full
     else:  # epochs 2 and 3 still run the cut units, epoch 4 reads them from the cache
         assert run_units[:3] == [full] * 3 and run_units[3] < full
+
+
+def _traced_models():
+    """Classifiers cut automatically (fastdrop/models/traced.py), full width, tiny inputs; name -> (build,
+    units to cut after epoch 1)."""
+    import torchvision
+
+    def timm_model(name):
+        return pytest.importorskip("timm").create_model(name, num_classes=10)
+
+    tv = torchvision.models
+    return {
+        "convnext_tiny": (lambda: tv.convnext_tiny(num_classes=10), 5),
+        "efficientnet_b0": (lambda: tv.efficientnet_b0(num_classes=10), 9),
+        "mobilenet_v3_small": (lambda: tv.mobilenet_v3_small(num_classes=10), 8),
+        "vit": (lambda: tv.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
+                                             mlp_dim=32, num_classes=10), 3),
+        "timm_resnet18": (lambda: timm_model("resnet18"), 3),
+        "timm_convnext_atto": (lambda: timm_model("convnext_atto"), 4),
+    }
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "vit", "timm_resnet18",
+                                  "timm_convnext_atto"])
+def test_dropping_equals_freezing_traced_classifiers(tmp_path, name):
+    """torchvision and timm classifiers, cut at traced boundaries: the same computation in float64."""
+    build, k = _traced_models()[name]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(8) % 10
+
+    def make_kw():
+        torch.manual_seed(0)
+        data = ImageData("toy", Split(x, y), Split(x[:4], y[:4]), (0.5,) * 3, (0.25,) * 3)
+        return {"chain": build(), "data": data, "name": name}
+
+    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=8", "checkpoint=none", "strategy.policy=schedule",
+                             f"strategy.schedule={{1:{k}}}", make_kw=make_kw)
+    assert len(rd["history"][-1]["dropped_units"]) == k

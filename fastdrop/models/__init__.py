@@ -11,13 +11,15 @@ and optionally `torchvision` (the torchvision model whose weights it takes, defa
 """
 from __future__ import annotations
 
+import torch
+
 from ..registry import MODELS
 # Registration order is the report's order: VGGs (Table 1), then ResNets (Table 2).
 from . import vgg  # noqa: F401,I001
 from . import resnet  # noqa: F401
 from .chain import Chain, SeqUnit, State, Unit, as_chain
 from .custom import ACCEPTED, chain_of, default_name
-from .weights import WeightsError, apply_weights, resolve_stem
+from .weights import WeightsError, apply_weights, is_torchvision_name, read_path, resolve_stem, shapes_fit
 
 NAMES = MODELS  # the registered names, in registration order (kept for older imports)
 
@@ -34,12 +36,30 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
 
 def build(model_cfg, num_classes: int, in_channels: int, image_size: int) -> tuple[Chain, dict]:
     """The configured network (`model.name`, `width`, `stem`, `weights`) and the row's record of it."""
-    small = resolve_stem(model_cfg.stem, model_cfg.weights, image_size)
+    small = choose_stem(model_cfg, num_classes, in_channels, image_size)
     module = build_torchvision(model_cfg.name, num_classes, in_channels, image_size, model_cfg.width, small)
     chain = MODELS.attr(model_cfg.name, "to_chain", chain_of)(module)
     info = apply_weights(module, chain, model_cfg.weights, model_cfg.name, model_cfg.width, in_channels,
                          model_cfg.new_classifier)
     return chain, {"stem": "small" if small else "imagenet", **info}
+
+
+def choose_stem(model_cfg, num_classes: int, in_channels: int, image_size: int) -> bool:
+    """True for the small stem. `auto` with a weights file or run: the stem whose layers (first conv, and
+    for VGG the classifier input) have the file's shapes, tried on shape-only (meta) builds; where neither
+    fits, the image-size default, and loading then names the real mismatch."""
+    small = resolve_stem(model_cfg.stem, model_cfg.weights, image_size)
+    spec = model_cfg.weights
+    if model_cfg.stem != "auto" or not spec or is_torchvision_name(spec):
+        return small
+    sd, _ = read_path(spec)
+    for candidate in (small, not small):
+        with torch.device("meta"):
+            module = build_torchvision(model_cfg.name, num_classes, in_channels, image_size, model_cfg.width, candidate)
+            chain = MODELS.attr(model_cfg.name, "to_chain", chain_of)(module)
+        if shapes_fit(module, chain, sd):
+            return candidate
+    return small
 
 
 __all__ = ["ACCEPTED", "Chain", "SeqUnit", "State", "Unit", "WeightsError", "apply_weights", "as_chain", "build",

@@ -3,7 +3,8 @@
 `chain_of` accepts, in this order: a `Chain`; a torchvision `ResNet` or `VGG` instance (any depth,
 any weights: cut exactly like the built-in networks, one unit per convolution, also inside residual
 blocks); any module implementing the *units interface* below; a plain `nn.Sequential` of conv blocks
-(see `as_chain`). Anything else is refused with a message listing these.
+(see `as_chain`); any other classifier torch.fx can trace (torchvision, timm), cut automatically between
+blocks (models/traced.py). Anything else is refused with a message listing these.
 
 The units interface, for a network that is none of the above: a method `fastdrop_units()` returning
 the ordered units as (name, module) pairs, every conv unit first and the classifier last. A module
@@ -23,9 +24,11 @@ from torch import nn
 
 from ..registry import MODELS
 from .chain import Chain, SeqUnit, Unit, as_chain
+from .traced import TraceRefused, traced_chain
 
 ACCEPTED = ("a fastdrop Chain, a torchvision ResNet or VGG instance, a module with a fastdrop_units() method "
-            "returning (name, unit) pairs (conv units first, classifier last), or an nn.Sequential of conv blocks")
+            "returning (name, unit) pairs (conv units first, classifier last), an nn.Sequential of conv blocks, "
+            "or any classifier torch.fx can trace (torchvision, timm: cut automatically between blocks)")
 
 
 def chain_of(module) -> Chain:
@@ -40,7 +43,12 @@ def chain_of(module) -> Chain:
         return _interface_chain(module)
     if isinstance(module, nn.Sequential):
         return as_chain(module)
-    raise TypeError(f"cannot cut a {type(module).__name__} into units; fastdrop accepts {ACCEPTED}")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"cannot cut a {type(module).__name__} into units; fastdrop accepts {ACCEPTED}")
+    try:
+        return traced_chain(module)
+    except TraceRefused as e:
+        raise TraceRefused(f"{e}; fastdrop accepts {ACCEPTED}") from None
 
 
 def _interface_chain(module) -> Chain:

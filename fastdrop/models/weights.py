@@ -16,7 +16,8 @@ and the row say so. `num_batches_tracked` counters may be absent
 
 `model.stem`: `small` is the 3x3 stride-1 first conv without max-pool (ResNet) / ceil-mode pools and a
 1x1 average pool (VGG); `imagenet` is torchvision's own layout; `auto` picks imagenet for torchvision
-weights (they were trained with it, whatever the image size) and otherwise small for images <= 64 px.
+weights (they were trained with it, whatever the image size), for a weights file or run the stem whose
+shapes the file holds (models.choose_stem), and otherwise small for images <= 64 px.
 """
 from __future__ import annotations
 
@@ -137,6 +138,16 @@ def sha256(path: Path) -> str:
 def _last_linear(module: nn.Module) -> str | None:
     names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
     return names[-1] if names else None
+
+
+def shapes_fit(module: nn.Module, chain: nn.Module, sd: dict) -> bool:
+    """Whether every tensor `sd` shares with the module (or chain, for chain-keyed files) has its shape,
+    the last Linear layer aside (a new classifier is allowed)."""
+    target = chain if any(k.startswith("units.") for k in sd) else module
+    fc = _last_linear(target)
+    skip = {f"{fc}.weight", f"{fc}.bias"} if fc else set()
+    want = target.state_dict()
+    return all(tuple(sd[k].shape) == tuple(v.shape) for k, v in want.items() if k in sd and k not in skip)
 
 
 def load_exactly(module: nn.Module, chain: nn.Module, sd: dict, source: str, new_classifier: bool = False) -> str:
