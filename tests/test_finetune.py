@@ -195,7 +195,10 @@ def test_state_dict_files_load_exactly_or_name_the_problem(tmp_path):
         with pytest.raises(WeightsError, match=match):
             build(model_cfg(f"model.weights={tmp_path / name}", "model.stem=imagenet", "model.width=1.0"), 10, 3, 32)
     with pytest.raises(WeightsError, match=r"conv1.weight has shape \[64, 3, 7, 7\] in the file but \[64, 3, 3, 3\]"):
-        build(model_cfg(f"model.weights={good}", "model.width=1.0"), 10, 3, 32)  # auto stem at 32 px: small
+        build(model_cfg(f"model.weights={good}", "model.stem=small", "model.width=1.0"), 10, 3, 32)
+    # auto at 32 px would pick the small stem; it reads the file instead (issue 21) and loads it
+    chain, _ = build(model_cfg(f"model.weights={good}", "model.width=1.0"), 10, 3, 32)
+    assert any(p.shape == src.conv1.weight.shape and torch.equal(p, src.conv1.weight) for p in chain.units[0].parameters())
 
 
 def test_linear_probe_schedule_cuts_every_conv_unit_before_training(tmp_path):

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fastdrop.flops import unit_macs
+from fastdrop.run.flops import unit_macs
 from fastdrop.models import chain_of
 from fastdrop.models.traced import TraceRefused, TracedUnit
 
