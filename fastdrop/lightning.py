@@ -31,8 +31,12 @@ import warnings
 from pathlib import Path
 
 import torch
-from lightning.pytorch import Callback
 from torch import nn
+
+try:
+    from lightning.pytorch import Callback
+except ImportError as e:  # an optional extra: the base install does not bring it
+    raise ImportError(f"fastdrop.lightning needs the lightning package: pip install 'fastdrop[lightning]' ({e})") from None
 from torch.nn.parallel import DistributedDataParallel
 
 from .engine import LearnAndDrop as Engine

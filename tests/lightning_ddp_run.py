@@ -1,6 +1,6 @@
 """Run by tests/test_lightning.py: the Lightning callback under Lightning's DDP (strategy="ddp": this
 script is started again for rank 1), 2 CPU processes on gloo, in freeze then drop mode. Each rank writes
-what it cut and a digest of its weights to <out>/<mode>-rank<r>.json."""
+what it cut, its scores, and a digest of its weights to <out>/<mode>-rank<r>.json."""
 import json
 import sys
 from pathlib import Path
@@ -39,16 +39,17 @@ def main(out: Path) -> None:
     data = load_data("mnist_mini", train_subset=192)
     ds = Indexed(TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y))
     for mode in ("freeze", "drop"):
-        cb = LearnAndDrop(policy="learn_and_drop", mode=mode, warmup=1)
+        cb = LearnAndDrop(policy="schedule", mode=mode, schedule={1: 1, 2: 2})
         model = Classifier()
         trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=2, strategy="ddp", logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             default_root_dir=out)
         trainer.fit(model, DataLoader(ds, batch_size=24, shuffle=True, generator=torch.Generator().manual_seed(0)))
-        digest = sum(float(p.double().sum()) for p in model.model.parameters())
+        digest = sum(float(p.detach().double().sum()) for p in model.model.parameters())
         (out / f"{mode}-rank{trainer.global_rank}.json").write_text(json.dumps({
             "world_size": trainer.world_size, "epochs": EPOCHS, "cut_history": cb.cut_history,
-            "reasons": [h["decision_reason"] for h in cb.history], "weights": round(digest, 6)}))
+            "reasons": [h["decision_reason"] for h in cb.history], "scores": [h["scores"] for h in cb.history],
+            "wrapped_at": cb._wrapped_at, "weights": round(digest, 6)}))
 
 
 if __name__ == "__main__":
