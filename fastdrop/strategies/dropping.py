@@ -168,19 +168,21 @@ class Dropping(Strategy):
         return time.perf_counter() - t0
 
     # -- training ---------------------------------------------------------------------------------
+    def cache_rows(self, epoch: int) -> torch.Tensor:
+        """The cache row serving each sample at `epoch`: the sample's own row, or with K views one view per
+        sample, drawn afresh each epoch (also what fastdrop.engine serves a loop's batches by)."""
+        n, k = len(self.data.train), self._views()
+        if k == 1:
+            return torch.arange(n)
+        return torch.randint(0, k, (n,), generator=self.ctx.generator(epoch, 3)) * n + torch.arange(n)
+
     def batches(self, epoch: int):
         if self.cache is None:
             yield from super().batches(epoch)
             return
         n = len(self.data.train)
         perm = self._permutation(epoch)
-        k = self._views()
-        if k > 1:
-            view = torch.randint(0, k, (n,), generator=self.ctx.generator(epoch, 3))
-            rows_all = view[perm] * n + perm
-        else:
-            rows_all = perm
-        rows_all = rows_all.to(self.cache.index_device)
+        rows_all = self.cache_rows(epoch)[perm].to(self.cache.index_device)
         perm = perm.to(self.data.train.y.device)
         for s in self._batch_slices(n):
             yield self.cache.gather(rows_all[s], self.ctx.dtype), self.data.train.y[perm[s]]

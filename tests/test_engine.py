@@ -1,0 +1,141 @@
+"""The Learn&Drop engine in a plain PyTorch loop (fastdrop.engine): the README example as written, drop
+mode serving the head from the cache (the same weights as freeze mode, in float64), resume with a pruned
+optimiser, and what it refuses."""
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from fastdrop.data import load_data
+from fastdrop.engine import Indexed, LearnAndDrop, transform_is_random
+from fastdrop.errors import ConfigError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The ```python block of the README that contains `marker`."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"expected one README python block containing {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def test_readme_plain_pytorch_example_runs_as_written_in_at_most_10_added_lines():
+    code = readme_block("from fastdrop.engine import LearnAndDrop")
+    added = [line for line in code.splitlines() if line.rstrip().endswith("# Learn&Drop")]
+    assert 1 <= len(added) <= 10
+    ns = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    ld, model = ns["ld"], ns["model"]
+    assert [h["epoch"] for h in ld.history] == [1, 2, 3, 4]
+    assert ld.history[-1]["train_loss"] < ld.history[0]["train_loss"]  # it trained
+    assert ld.n_cut >= 1 and ld.history[-1]["cut_units"] == ld.cut_units
+    assert not any(p.requires_grad for p in ld.chain.unit_parameters(0, ld.n_cut))
+    in_opt = {id(p) for g in ns["opt"].param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in ld.trainable_parameters()}  # the cut parameters left the optimiser
+
+
+def block(i, o):
+    return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
+
+
+def tiny_cnn(dtype=torch.float32):
+    torch.manual_seed(0)
+    return nn.Sequential(block(1, 4), block(4, 8), block(8, 8), nn.Flatten(), nn.Linear(8 * 3 * 3, 10)).to(dtype)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    d = load_data("mnist_mini", train_subset=192)
+    return d.normalize(d.train.x, torch.float64), d.train.y
+
+
+def train(model, ds, mode, epochs=3, **kw):
+    """A plain loop in the README's shape (drop mode reads indices), batches in a seeded order."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    ld = LearnAndDrop(model, mode=mode, data=ds, eval_batch_size=64, **kw)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        ld.begin_epoch()
+        for x, y, i in DataLoader(Indexed(ds), batch_size=48, shuffle=True, generator=g):
+            loss = F.cross_entropy(ld(x, i), y)
+            opt.zero_grad()
+            loss.backward()
+            ld.after_backward(loss, len(y))
+            opt.step()
+        ld.end_epoch(optimizer=opt)
+    return ld, opt
+
+
+def test_drop_mode_serves_the_head_from_the_cache_and_equals_freeze_mode_in_float64(mnist):
+    ds = TensorDataset(*mnist)
+    sched = dict(policy="schedule", schedule={1: 1, 2: 2})
+    fz, _ = train(tiny_cnn(torch.float64), ds, "freeze", **sched)
+    model = tiny_cnn(torch.float64)
+    calls = []
+    model[0][0].register_forward_hook(lambda *a: calls.append(1))  # the first conv: cut after epoch 1
+    dr, _ = train(model, ds, "drop", **sched)
+    assert fz.cut_history == dr.cut_history == [(1, 1), (2, 2)]
+    assert dr.strategy.cache is not None and dr.strategy.cache_units == 2
+    # epoch 1 trains it (4 batches), then it runs once more to fill the cache (3 chunks of 64): no more
+    assert len(calls) == 4 + 3
+    a, b = fz.chain.state_dict(), dr.chain.state_dict()
+    assert max((a[k].double() - b[k].double()).abs().max().item() for k in a) < 1e-10
+    with pytest.raises(ValueError, match="by sample index"):
+        dr(mnist[0][:4])
+
+
+def test_resume_prunes_the_new_optimiser_like_the_old_one(mnist):
+    ds = TensorDataset(*mnist)
+    ld, opt = train(tiny_cnn(torch.float64), ds, "freeze", epochs=2, policy="schedule", schedule={1: 2})
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(ld.trainable_parameters()) == 6
+    model = tiny_cnn(torch.float64)
+    opt2 = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with pytest.raises(ValueError, match="doesn't match the size"):
+        opt2.load_state_dict(opt.state_dict())  # Composer's resume after freezing (mosaicml/composer#1002)
+    ld2 = LearnAndDrop(model, mode="freeze", policy="schedule", schedule={1: 2})
+    ld2.load_state_dict(ld.state_dict())
+    ld2.prune(opt2)
+    opt2.load_state_dict(opt.state_dict())
+    assert ld2.cut_history == ld.cut_history and ld2.epoch == 2
+    assert not model[0][1].training and not model[1][1].training  # the cut units' BN: eval from the load on
+    model.train()
+    model(mnist[0][:2])
+    assert not model[0][1].training and not model[1][1].training and model[2][1].training
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(mode="prune"), ValueError, "mode must be"),
+    (dict(warmpu=2), ValueError, "warmpu"),
+    (dict(policy="schedule"), ConfigError, "needs strategy.schedule"),
+    (dict(policy="nope"), ConfigError, "strategy.policy must be one of"),
+    (dict(policy="drift"), ValueError, "needs the training images"),
+])
+def test_bad_options_are_refused_in_one_line(kw, error, match):
+    with pytest.raises(error, match=match):
+        LearnAndDrop(tiny_cnn(), **kw)
+
+
+class Flipping(Dataset):
+    def __init__(self, x, random):
+        self.x, self.random = x, random
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        return (x.flip(-1) if self.random and torch.rand(()) < 0.5 else x), 0
+
+
+def test_a_random_transform_is_recognised_without_touching_the_callers_rng(mnist):
+    x = mnist[0][:8]
+    state = torch.get_rng_state()
+    assert transform_is_random(Flipping(x, True)) and not transform_is_random(Flipping(x, False))
+    assert torch.equal(torch.get_rng_state(), state)
