@@ -15,8 +15,8 @@ LAYERS = [
     ["models", "data", "results", "policies"],
     ["strategies"],
     ["config"],
-    ["run"],
-    ["api", "bench", "report"],
+    ["run", "engine"],
+    ["api", "bench", "report", "lightning"],
     ["cli", "__main__"],
 ]
 RANK = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
