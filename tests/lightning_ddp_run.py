@@ -41,8 +41,9 @@ def main(out: Path) -> None:
     for mode in ("freeze", "drop"):
         cb = LearnAndDrop(policy="schedule", mode=mode, schedule={1: 1, 2: 2})
         model = Classifier()
-        trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=2, strategy="ddp", logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=2, strategy="ddp", callbacks=[cb],
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False,
                             default_root_dir=out)
         trainer.fit(model, DataLoader(ds, batch_size=24, shuffle=True, generator=torch.Generator().manual_seed(0)))
         digest = sum(float(p.detach().double().sum()) for p in model.model.parameters())

@@ -161,8 +161,6 @@ def test_a_killed_and_resumed_run_continues_with_the_same_cuts(small_cfg, tmp_pa
                if isinstance(m, torch.nn.BatchNorm2d))
 
 
-@pytest.mark.xfail(reason="open: under strategy='ddp' the run completes on both ranks and they agree, but the "
-                   "schedule's cuts do not show in cut_history (not yet understood)", strict=False)
 def test_lightning_ddp_with_two_cpu_processes(tmp_path):
     """Lightning's own DDP launcher (strategy="ddp", gloo): both modes, both ranks cut alike and end with
     the same weights (the DDP wrapper is rebuilt after each cut)."""
