@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import REPO, compose_config
+from conftest import REPO, cli_in_process, compose_config
 from torch import nn
 
 from fastdrop.run import distributed
@@ -179,8 +179,6 @@ def test_torchrun_run_killed_after_an_epoch_resumes_to_the_same_weights(ddp, tmp
     assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["world_size"] == N
     assert (run_dir / ".hydra").is_dir() and (run_dir / "cli.rank1.log").exists()
     # one process cannot resume a 2-process run
-    p = subprocess.run([sys.executable, "-m", "fastdrop", "run", *LD_OV, *STRATS["dropping"],
-                        f"results_dir={tmp_path}/results", f"hydra.run.dir={run_dir}", "resume=true"],
-                       cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                       timeout=300)
+    p = cli_in_process(["run", *LD_OV, *STRATS["dropping"], f"results_dir={tmp_path}/results",
+                        f"hydra.run.dir={run_dir}", "resume=true"], tmp_path)
     assert p.returncode == 2 and "fastdrop: error:" in p.stderr and "written by 2 process" in p.stderr, p.stderr

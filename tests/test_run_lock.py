@@ -56,7 +56,7 @@ def test_a_locked_run_directory_is_refused_and_left_as_it_was(tmp_path):
 
 
 def _cli(tmp_path, helper, arg, *args):
-    return [sys.executable, str(TESTS / helper), str(arg), "run", *tiny_overrides(tmp_path), "epochs=3", *args]
+    return [sys.executable, str(TESTS / helper), str(arg), "run", *tiny_overrides(tmp_path), "epochs=2", *args]
 
 
 @pytest.mark.slow

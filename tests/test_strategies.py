@@ -50,8 +50,8 @@ def test_dropping_equals_freezing_vgg_schedule(tmp_path):
 
 def test_dropping_equals_freezing_resnet_cut_inside_block(tmp_path):
     # unit 2 = layer1.0.conv1: cutting after it leaves (branch, skip) in the cache (Fig. 4); 4 also mid-block
-    rf, rd = assert_same_run(tmp_path, "model=resnet18", "epochs=4", "strategy.policy=schedule",
-                             "strategy.schedule={1:2,2:4}")
+    rf, rd = assert_same_run(tmp_path, "model=resnet18", "model.width=0.0625", "epochs=3",
+                             "data.train_subset=256", "strategy.policy=schedule", "strategy.schedule={1:2,2:4}")
     assert rd["history"][-1]["dropped_units"][-1] == "layer1.1.conv1"
 
 
@@ -75,8 +75,8 @@ def test_dropping_equals_freezing_torchvision_resnet18_instance(tmp_path):
 
 
 def test_dropping_equals_freezing_auto_policy(tmp_path):
-    rf, rd = assert_same_run(tmp_path, "model=vgg11", "epochs=5", "strategy.warmup=1", "data.train_subset=1024",
-                             "optim.lr=0.02")
+    rf, rd = assert_same_run(tmp_path, "model=vgg11", "model.width=0.0625", "epochs=5", "strategy.warmup=1",
+                             "data.train_subset=1024", "optim.lr=0.02")
     assert rd["history"][-1]["dropped_units"], "the automatic policy made no cut: the test proves nothing"
 
 
@@ -203,8 +203,8 @@ def test_cost_aware_cut_defers_caching_and_stays_equal_to_freezing(tmp_path, mon
 
     answers = iter(pays + [True] * 10)
     monkeypatch.setattr(Dropping, "caching_pays", lambda self: (next(answers), 1.0, 0.5))
-    rf, rd = assert_same_run(tmp_path, "model=resnet18", "epochs=4", "strategy.policy=schedule",
-                             "strategy.schedule={1:2}", "strategy.cache.cost_aware=true")
+    rf, rd = assert_same_run(tmp_path, "model=resnet18", "model.width=0.0625", "epochs=4", "data.train_subset=256",
+                             "strategy.policy=schedule", "strategy.schedule={1:2}", "strategy.cache.cost_aware=true")
     run_units = [h["fwd_macs_per_sample"] for h in rd["history"]]
     full = rd["fwd_macs_full_per_sample"]
     if pays[0]:
