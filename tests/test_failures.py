@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import cli_in_process, compose_config, shrink, tiny_overrides
 
-from fastdrop.strategies.cache import backends as cache_backends
+from fastdrop.strategies.cache import backends
 from fastdrop.strategies.cache import CacheError, FeatureCache
 from fastdrop.run.trainer import Trainer
 
@@ -99,7 +99,7 @@ def test_no_room_anywhere_stops_the_run_with_the_size(tmp_path, monkeypatch):
 
 
 def test_disk_too_small_is_detected_before_writing(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache_backends.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
+    monkeypatch.setattr(backends.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
     with pytest.raises(CacheError, match="needs"):
         FeatureCache(1000, [(8, 8)], torch.float32, torch.device("cpu"), "disk", tmp_path / "c")
 

@@ -19,7 +19,7 @@ from fastdrop.data import DataError, ImageData, Split, load_data
 from fastdrop.data.mnist import MNIST_FILES
 from fastdrop.files import atomic_write_text
 from fastdrop.run.trainer import Trainer
-from fastdrop.config.validate import cut_schedule_warnings as schedule_warnings, validate
+from fastdrop.config.validate import cut_schedule_warnings, validate
 from fastdrop.errors import ConfigError
 
 FAST = ["epochs=2", "batch_size=32", "progress=false", "device=cpu", "strategy.warmup=1"]
@@ -185,11 +185,11 @@ def test_schedule_policy_without_a_schedule_is_an_error(small_cfg):
      ["entry 2:2 has no effect: 3 units are already cut", "entry 4:5 has no effect: a cut from the end of epoch 4"]),
 ])
 def test_schedule_without_effect_is_a_warning(small_cfg, overrides, words):
-    got = " | ".join(schedule_warnings(small_cfg(overrides, {"epochs": 4}), n_conv=8))
+    got = " | ".join(cut_schedule_warnings(small_cfg(overrides, {"epochs": 4}), n_conv=8))
     for w in words:
         assert w in got
-    assert schedule_warnings(small_cfg(["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:3}"]),
-                             n_conv=8) == []
+    cfg = small_cfg(["strategy=dropping", "strategy.policy=schedule", "strategy.schedule={1:3}"])
+    assert cut_schedule_warnings(cfg, n_conv=8) == []
 
 
 def test_schedule_warning_reaches_log_and_row(small_cfg, tmp_path, caplog):

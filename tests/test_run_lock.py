@@ -21,7 +21,7 @@ from fastdrop.run.trainer import Trainer
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-HOLD = "import sys, time; from fastdrop.run import lock as runlock; runlock.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(120)"
+HOLD = "import sys, time; from fastdrop.run import lock; lock.acquire(sys.argv[1]); print('locked', flush=True); time.sleep(120)"
 
 
 def snapshot(d: Path) -> dict:

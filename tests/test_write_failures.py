@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import cli_in_process, compose_config
 
-from fastdrop import files as results
+from fastdrop import files
 from fastdrop.files import CKPT
 from fastdrop.files import WriteError, atomic_write_text
 from fastdrop.run.trainer import Trainer
@@ -43,13 +43,13 @@ class FullDisk:
 
 def fill_the_disk_at(monkeypatch, n: int) -> None:
     """The n-th torch.save from now on (the checkpoint of epoch n) writes to a disk that fills up."""
-    real_save, calls = results.torch.save, []
+    real_save, calls = files.torch.save, []
 
     def save(obj, f, *args, **kwargs):
         calls.append(1)
         return real_save(obj, FullDisk(f) if len(calls) == n else f, *args, **kwargs)
 
-    monkeypatch.setattr(results.torch, "save", save)
+    monkeypatch.setattr(files.torch, "save", save)
 
 
 @pytest.mark.slow
@@ -84,7 +84,7 @@ def test_write_errors_name_the_file_and_the_free_space(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(results.os, "replace", full)
+    monkeypatch.setattr(files.os, "replace", full)
     with pytest.raises(WriteError) as e:
         atomic_write_text(tmp_path / "row.json", "x" * 3000)
     assert str(e.value).startswith(f"cannot write {tmp_path / 'row.json'}: No space left on device (it needs "
@@ -102,7 +102,7 @@ def test_a_row_that_cannot_be_written_fails_the_run_with_the_line(tmp_path, monk
     t = Trainer(cfg, tmp_path / "run")
 
     def no_room(results_dir, row):
-        raise results.write_error(OSError(errno.ENOSPC, "No space left on device"), Path(results_dir) / "x.json")
+        raise files.write_error(OSError(errno.ENOSPC, "No space left on device"), Path(results_dir) / "x.json")
 
     monkeypatch.setattr("fastdrop.run.trainer.write_row", no_room)
     with pytest.raises(WriteError, match="No space left"):

@@ -2,7 +2,7 @@
 
 It is a small typed front to the objects fastdrop's own trainer drives, and decides nothing itself: a
 strategy from `fastdrop.strategies` (Freezing for mode="freeze", Dropping for mode="drop") scores the
-units from their gradients (Eq. 2), asks its cut policy (`fastdrop.strategies.policies`, by name),
+units from their gradients (Eq. 2), asks its cut policy (`fastdrop.policies`, by name),
 freezes the cut units, and in drop mode builds and serves the feature cache. The strategy's config is
 the `strategy` node `fastdrop run strategy=<freezing|dropping> strategy.policy=<policy>` composes, with
 the keyword options over it (warmup=2, drift_floor=0.05, ...), so the same seed, policy and batches
