@@ -60,15 +60,15 @@ def test_dropping_equals_freezing_torchvision_resnet18_instance(tmp_path):
     import torchvision
 
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 255, (64, 3, 16, 16), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (64,), generator=g)
+    x = torch.randint(0, 255, (32, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
 
     def make_kw():
         torch.manual_seed(0)
-        data = ImageData("toy", Split(x, y), Split(x[:32], y[:32]), (0.5,) * 3, (0.25,) * 3)
+        data = ImageData("toy", Split(x, y), Split(x[:16], y[:16]), (0.5,) * 3, (0.25,) * 3)
         return {"chain": torchvision.models.resnet18(num_classes=10), "data": data, "name": "my-resnet18"}
 
-    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=32", "strategy.policy=schedule",
+    rf, rd = assert_same_run(tmp_path, "epochs=2", "batch_size=16", "strategy.policy=schedule",
                              "strategy.schedule={1:4}", make_kw=make_kw)
     assert rd["model"] == rf["model"] == "my-resnet18" and rd["width"] is None
     assert rd["history"][-1]["dropped_units"][-1] == "layer1.1.conv1"  # mid-block: (branch, skip) cached
