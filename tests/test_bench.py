@@ -104,3 +104,26 @@ def test_reference_loop_trains_the_same_module_and_is_compared_by_fastest_epoch(
     assert len(times) == 2 and all(t > 0 for t in times)
     rows = [{"history": [{"train_time_s": 2.0}, {"train_time_s": 1.5}]}]
     assert reference_line(rows, [1.2, 1.0])["sgd_over_reference"] == 1.5
+
+
+def test_alternated_blocks_time_both_loops_in_turn_without_scores_and_see_a_slow_step(small_cfg, tmp_path,
+                                                                                    monkeypatch):
+    import time
+
+    from fastdrop.bench.reference import alternated_blocks
+    from fastdrop.run.trainer import Trainer
+
+    tr = Trainer(small_cfg(["strategy=sgd", "strategy.scores=false"]), tmp_path / "run")
+    step, scored = tr.step, []
+
+    def slow_step(state, y, score=True):  # fastdrop's step made 0.2 s slower: the ratio must show it
+        scored.append(score)
+        time.sleep(0.2)
+        return step(state, y, score)
+
+    monkeypatch.setattr(tr, "step", slow_step)
+    alt = alternated_blocks(tr, steps=2, repeats=3)
+    assert len(scored) == 2 * (1 + 3) and not any(scored)  # warm-up + 3 blocks of 2 steps, never scoring
+    lo, hi = alt["ratio_range"]
+    assert 1.5 < lo <= alt["sgd_over_reference"] <= hi
+    assert alt["sgd_step_s"] > alt["reference_step_s"] + 0.15

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastdrop.policies import Observation, make_policy
-from fastdrop.policies.rules import drift_cut, relative_drift
+from fastdrop.policies.rules import drift_cut, fit_gate, relative_drift
 from fastdrop.bench.suite import frontier_acc, last_quarter_rise
 from fastdrop.run.trainer import Trainer
 
@@ -42,6 +42,30 @@ def test_drift_policy_keeps_first_and_previous_per_unit(compose):
     d = pol.decide(obs(4, [0.05, 0.8], n_cut=1))  # conv2 under the floor; conv3 is the last conv
     assert d.n_cut == 2
     assert "never cut" in pol.decide(obs(5, [0.01], n_cut=2)).decision_reason
+
+
+def test_fit_gate_by_hand():
+    assert fit_gate(0.5, 2.0, 0.25) and not fit_gate(0.51, 2.0, 0.25)  # 0.25 x 2.0 = 0.5
+    assert not fit_gate(0.0, 2.0, 0.0)                                 # share 0: off
+    assert not fit_gate(math.nan, 2.0, 0.25) and not fit_gate(0.1, math.nan, 0.25)
+
+
+def test_drift_fit_gate_cuts_a_share_of_the_head_per_epoch_where_the_drift_would_wait(compose):
+    cfg = compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_fit=0.25"]).strategy
+    pol = make_policy(cfg)
+
+    def obs(e, loss, n_cut):
+        k = 8 - n_cut
+        return Observation(e, [0.5] * k, NAMES[n_cut:], n_cut, loss, 10, 40, 10, [], [0.8] * k)
+
+    assert pol.decide(obs(1, 2.0, 0)).decision == "keep"   # the reference loss; drift 0.8: not settled
+    assert pol.decide(obs(2, 0.6, 0)).decision == "keep"   # 0.6 > 0.25 x 2.0
+    d = pol.decide(obs(3, 0.4, 0))                          # fit: ceil(0.25 x 7 cuttable) = 2
+    assert d.decision == "cut" and d.n_cut == 2 and "fit" in d.decision_reason and "2.000" in d.decision_reason
+    assert pol.decide(obs(4, 0.3, 2)).n_cut == 4            # ceil(0.25 x 5) = 2 more
+    assert pol.decide(obs(5, 0.3, 7)).decision == "keep"    # only the last conv is left
+    assert pol.state_dict()["first_loss"] == 2.0
+    assert make_policy(compose(["strategy=dropping", "strategy.policy=drift"]).strategy).cfg.drift_fit == 0
 
 
 def test_drift_run_measures_the_probe_and_resumes(small_cfg, tmp_path):

@@ -28,7 +28,7 @@ from ..errors import print_error, user_errors
 from ..run.trainer import Trainer
 from .analysis import (accuracy_target, baseline, default_variants, equal_time_epochs, reference_line,
                        scaled_milestones, summarise, variant_overrides)
-from .reference import reference_epoch_times
+from .reference import alternated_blocks, reference_epoch_times
 from .render import write_report
 from .scoring import scoring_cost
 
@@ -91,11 +91,14 @@ def bench_task(cfg, run_dir, experiment, multirun):
         print("fastdrop bench: price of scoring ...", file=sys.stderr, flush=True)
         cost = scoring_cost(Trainer(compose("config", overrides=base + [f"strategy={baseline()}"]), Path(run_dir) / "scoring",
                                     experiment=experiment))
+        print("fastdrop bench: reference loop, alternated blocks ...", file=sys.stderr, flush=True)
+        alt = alternated_blocks(Trainer(compose("config", overrides=base + variant_overrides(baseline())),
+                                        Path(run_dir) / "reference-alternated", experiment=experiment))
     except user_errors() as e:
         print_error(str(e))
         sys.exit(2)
     table = summarise(runs, equal_time, b.max_drift, b.target_drop)
-    ref = reference_line(runs[baseline()], ref_epochs)
+    ref = {**reference_line(runs[baseline()], ref_epochs), "alternated": alt}
     s0 = runs[baseline()][0]
     ident = f"{cfg.model.name}-w{cfg.model.width}-{s0['data']}-e{cfg.epochs}-s{cfg.seed}-{s0['device']}"
     target = accuracy_target(runs[baseline()], b.target_drop)

@@ -42,6 +42,7 @@ CONFIGS = {
 }
 SOURCE = ["model=vgg11", "data=cifar10_jpeg", "data.root={root}", "data.augment=false", "data.train_subset=3000",
           "epochs=10", "optim.milestones=[5]", "strategy=sgd", "strategy.scores=false", "checkpoint=last"]
+SOURCE_TAG = "suite-source-vgg11-cifar10"
 DESIGNED_ON = {("vgg11-mnist", 0)}  # where `drift` was designed (plus the offline default); the rest is held out
 # the bench's spelling of a variant: the baseline without scores, every policy as Dropping
 VARIANTS = {label: variant_overrides(v) for label, v in [
@@ -68,9 +69,9 @@ def completed_row(out: Path, tag: str) -> dict | None:
     return None
 
 
-def _run(out: Path, tag: str, overrides: list[str], table_only: bool) -> dict:
-    """The completed row tagged `tag` in <out>/runs, trained now if absent."""
-    done = completed_row(out, tag)
+def _run(out: Path, tag: str, overrides: list[str], table_only: bool, force: bool = False) -> dict:
+    """The completed row tagged `tag` in <out>/runs, trained now if absent (or if `force`)."""
+    done = None if force else completed_row(out, tag)
     if done is not None:
         return done
     if table_only:
@@ -114,8 +115,12 @@ def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: 
     ov, epochs = CONFIGS[name]
     source = ""
     if "{source}" in " ".join(ov):
-        _run(out, "suite-source-vgg11-cifar10", COMMON + _fmt(SOURCE, root=root), table_only)
-        source = str(out / "tmp" / "suite-source-vgg11-cifar10")  # its weights.pt: a completed run leaves it
+        source = str(out / "tmp" / SOURCE_TAG)  # its weights.pt: a completed run leaves it
+        # <out>/tmp is scratch (not committed): where the weights are gone, train the source again. CPU training
+        # from one seed repeats itself, and each fine-tuning row records the weights' sha256, so a source that
+        # came out different is visible in the rows.
+        gone = not table_only and not (Path(source) / "weights.pt").is_file()
+        _run(out, SOURCE_TAG, COMMON + _fmt(SOURCE, root=root), table_only, force=gone)
     base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}", f"optim.milestones=[{epochs // 3}]"]
     lines, fig = [], {"frontier": [], "points": []}
     for seed in seeds:

@@ -77,6 +77,8 @@ class StrategyConfig:
     drift_floor: float = 0.1          # settled: the output moved by at most this share in the epoch
     drift_settle: float = 0.5         # ... or fell to this share of its first epoch's drift
     drift_stall: float = 0.9          #     and no longer falls (>= this share of the previous epoch's)
+    drift_fit: float = 0.0            # fit gate: train loss <= this share of epoch 1's (0: off) ...
+    drift_fit_share: float = 0.25     # ... then cut this share of the cuttable head per epoch
     scores: bool = True               # accumulate gradient scores (off only to measure their cost)
     # Future work of the paper (Sect. 6), off by default:
     warmup_settle: Optional[float] = None  # end warm-up early once max |P_k - P_{k-1}| < this

@@ -17,6 +17,8 @@ high learning rate and falls 3-10 x within an epoch of an LR drop, in depth orde
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -74,6 +76,7 @@ class Drift(CutPolicy):
         super().__init__(cfg)
         self.first: dict[str, float] = {}  # each unit's drift in its first measured epoch
         self.prev: dict[str, float] = {}
+        self.first_loss: float | None = None  # the first decided epoch's train loss (the fit gate's reference)
 
     def decide(self, obs: Observation) -> Decision:
         d = list(obs.drift)
@@ -85,7 +88,13 @@ class Drift(CutPolicy):
         prev = [self.prev.get(n, float("nan")) for n in obs.names]
         self.prev.update(zip(obs.names, d))
         c = self.cfg
+        if self.first_loss is None:
+            self.first_loss = obs.train_loss
         k = fn.drift_cut(d, first, prev, c.drift_floor, c.drift_settle, c.drift_stall)
+        if len(d) > 1 and fn.fit_gate(obs.train_loss, self.first_loss, c.drift_fit):
+            k = max(k, math.ceil(c.drift_fit_share * (len(d) - 1)))
+            return Decision(obs.n_cut + k, "cut", f"cut {_span(obs.names, k)} (train loss {obs.train_loss:.3f} <= "
+                            f"{c.drift_fit:g} x the first epoch's {self.first_loss:.3f}: fit)", k, level=c.drift_floor)
         if not k:
             why = ("the last conv unit is never cut" if len(d) == 1 else
                    f"drift {d[0]:.3f} (first {first[0]:.3f}, previous {prev[0]:.3f}): not settled")
@@ -94,7 +103,8 @@ class Drift(CutPolicy):
                         f"{', '.join(f'{x:.3f}' for x in d[:k])}: settled)", k, level=c.drift_floor)
 
     def state_dict(self) -> dict:
-        return {"first": self.first, "prev": self.prev}
+        return {"first": self.first, "prev": self.prev, "first_loss": self.first_loss}
 
     def load_state_dict(self, sd: dict) -> None:
         self.first, self.prev = dict(sd.get("first", {})), dict(sd.get("prev", {}))
+        self.first_loss = sd.get("first_loss")

@@ -223,6 +223,13 @@ def relative_drift(new, old) -> float:
     return float((new - old).norm()) / n if n > 0 else 0.0
 
 
+def fit_gate(loss: float, first_loss: float, share: float) -> bool:
+    """The network has fit its training set: the epoch's train loss is at most `share` x the first
+    epoch's (a ratio of the run's own losses, so neither the class count nor the loss scale enters).
+    share <= 0 turns the gate off; a NaN loss never opens it."""
+    return share > 0 and first_loss > 0 and loss <= share * first_loss
+
+
 def drift_cut(d: Sequence[float], first: Sequence[float], prev: Sequence[float] | None, floor: float,
               settle: float, stall: float) -> int:
     """Leading head units whose features have stopped moving (the last conv never): a unit's drift d
