@@ -74,6 +74,21 @@ def test_drift_run_measures_the_probe_and_resumes(small_cfg, tmp_path):
     h = row["history"]
     assert h[0]["decision"] == "cut"  # floor 2.0: every drift is under it, so all but the last conv go
     assert len(h[-1]["dropped_units"]) == len(row["unit_names"]) - 2
+    assert "drift" in h[0] and "scores" not in h[0]  # it decides on the probe; no gradient scores paid for
+
+
+@pytest.mark.parametrize("policy, scored", [("drift", False), ("linear", False), ("learn_and_drop", True),
+                                            ("autofreeze", True)])
+def test_only_a_policy_that_decides_on_scores_pays_for_them(small_cfg, tmp_path, monkeypatch, policy, scored):
+    from fastdrop.policies.scores import ScoreAccumulator
+
+    calls = []
+    acc = ScoreAccumulator.accumulate
+    monkeypatch.setattr(ScoreAccumulator, "accumulate", lambda self: calls.append(1) or acc(self))
+    row = Trainer(small_cfg(["strategy=dropping", f"strategy.policy={policy}"], {"epochs": 2}), tmp_path / "r").fit()
+    h = row["history"]
+    assert bool(calls) == scored and all(("scores" in e) == scored for e in h)
+    assert all(e["decision"] for e in h)  # it still decides every epoch, on what it reads
 
 
 def test_freezeout_sets_each_units_rate_in_the_optimiser(small_cfg, tmp_path):
@@ -101,3 +116,19 @@ def test_frontier_and_convergence_helpers():
     assert frontier_acc(pts, 30.0) == pytest.approx(96.0) and frontier_acc(pts, 50.0) == 97.0
     row = {"history": [{"test_acc": a} for a in [10, 50, 80, 90, 95, 96, 96.5, 97]]}
     assert last_quarter_rise(row) == pytest.approx(97 - 96)  # 8 epochs: the last 2
+
+
+def test_suite_takes_delta_t_against_sgd_before_and_after_the_variants():
+    from fastdrop.bench.suite import _line
+
+    def row(T, A, dropped):  # two epochs of equal work, then what `dropped` says
+        hist = [{"epoch": e, "train_time_s": T / 2, "test_acc": A, "fwd_macs_per_sample": 10.0 - 5 * len(d),
+                 "dropped_units": d} for e, d in ((1, []), (2, dropped))]
+        return {"train_time_s": T, "A": A, "history": hist, "unit_macs_per_sample": [5.0, 5.0]}
+
+    sgd, after, ours = row(100.0, 90.0, []), row(120.0, 90.0, []), row(55.0, 89.5, ["conv1"])
+    base = _line("c", "sgd", 0, sgd, sgd, None, 110.0, after)
+    assert base["sgd_after_drift_pct"] == 20.0 and base["dT_pct"] == pytest.approx(9.1)
+    line = _line("c", "drift (ours)", 0, ours, sgd, [(50.0, 80.0), (100.0, 90.0)], 110.0)
+    assert line["dT_pct"] == 50.0 and line["dA"] == -0.5 and line["above_frontier"] == "yes"  # 81 at T = 55
+    assert _line("c", "drift (ours)", 0, ours, sgd, None)["dT_pct"] == 45.0  # rows without the check: sgd's T

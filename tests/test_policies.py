@@ -123,3 +123,19 @@ def test_decision_figure_draws_only_runs_with_decisions(tmp_path):
     assert decision_figure(run, "t", tmp_path / "d.png") and (tmp_path / "d.png").stat().st_size > 10_000
     sgd = {"history": [{k: v for k, v in h.items() if k != "decision"} for h in hist], "unit_names": ["conv1"]}
     assert not decision_figure(sgd, "t", tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+
+
+def test_decision_figure_of_a_run_without_scores_draws_what_its_policy_decided_on(tmp_path, monkeypatch):
+    import fastdrop.report.decisions as dec
+
+    made = []
+    new_figure = dec.new_figure
+    monkeypatch.setattr(dec, "new_figure", lambda n=1: made.append(new_figure(n)) or made[-1])
+    hist = [{"epoch": e, "drift": {"conv1": d1, "conv2": 0.5}, "decision": d, "decision_reason": r, "level": 0.1}
+            for e, d1, d, r in [(1, 0.6, "keep", "conv1 kept"), (2, 0.05, "cut", "cut conv1 (output drift 0.05)")]]
+    run = {"history": hist, "unit_names": ["conv1", "conv2", "fc"], "policy": "drift"}
+    assert dec.decision_figure(run, "t", tmp_path / "d.png")
+    (fig, axes), = made
+    assert len(axes) == 1  # no empty score panel beside it
+    labels = [ln.get_label() for ln in axes[0].get_lines()]
+    assert "conv1" in labels and "conv2" in labels and "drift floor" in labels

@@ -2,8 +2,9 @@
 paper trains (an LR drop after the first third of the epochs, lr / 10), sized for a 2-core CPU, and per
 config runs sgd (the fast baseline, no scores), the SGD frontier (sgd for 1/2 and 1/4 of the epochs, the
 milestone scaled alike), the paper's rule, ours (`drift`) and each peer (`freezeout`, `autofreeze`,
-`linear`), all as Dropping. Runs are in-process, one at a time, seed by seed in variant order, so drift
-of the machine hits every variant alike. A completed run already in <out>/runs is reused: a stopped suite
+`linear`), all as Dropping. Runs are in-process, one at a time, seed by seed in variant order, and sgd
+runs again after the variants: ΔT is against the mean of the two, and their difference says how far the
+machine drifted meanwhile (`sgd_after_drift_pct`). A completed run already in <out>/runs is reused: a stopped suite
 continues where it stopped.
 
 Per row: T, A, ΔT and ΔA against the same seed's sgd, time-to-accuracy (sgd's A - 1), whether the point
@@ -136,19 +137,28 @@ def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: 
                 front.append((r["train_time_s"], r["A"]))
                 lines.append(_line(name, f"sgd 1/{frac} (frontier)", seed, r, sgd, None))
             fig["frontier"] = sorted(front)
-        lines.append(_line(name, "sgd", seed, sgd, sgd, None))
+        done = []
         for v, vo in VARIANTS.items():
             try:
-                r = _run(out, f"suite-{name}-s{seed}-{v.split()[0]}", base + s + vo, table_only)
+                done.append((v, _run(out, f"suite-{name}-s{seed}-{v.split()[0]}", base + s + vo, table_only)))
             except NotRun:
                 continue
-            lines.append(_line(name, v, seed, r, sgd, fig["frontier"]))
+        try:  # sgd again after the variants: how far the machine drifted while they ran
+            after = _run(out, f"suite-{name}-s{seed}-sgd-after", base + s + SGD, table_only)
+        except NotRun:  # rows from before the drift check
+            after = None
+        t0 = sgd["train_time_s"] if after is None else (sgd["train_time_s"] + after["train_time_s"]) / 2
+        lines.append(_line(name, "sgd", seed, sgd, sgd, None, t0, after))
+        for v, r in done:
+            lines.append(_line(name, v, seed, r, sgd, fig["frontier"], t0))
             fig["points"].append((v, seed, r["train_time_s"], r["A"]))
     return lines, fig
 
 
-def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier) -> dict:
-    T, T0 = r["train_time_s"], sgd["train_time_s"]
+def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier, t0: float | None = None,
+          after: dict | None = None) -> dict:
+    """One table row; ΔT against t0 (sgd's T, or the mean of sgd before and after the variants)."""
+    T, T0 = r["train_time_s"], t0 or sgd["train_time_s"]
     tta = time_to_accuracy(r, sgd["A"] - 1.0)
     above = None
     if frontier:
@@ -160,7 +170,8 @@ def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier) -> d
             "dT_pct": round(100 * (1 - T / T0), 1), "A": round(r["A"], 2), "dA": round(r["A"] - sgd["A"], 2),
             "time_to_A-1_s": round(tta, 1) if tta is not None else "not reached", "above_frontier": above,
             "work_saved_pct": round(100 * (1 - run_work(r) / run_work(sgd)), 1), "cuts (epoch:units)": cuts(r),
-            "sgd_last_quarter_rise": round(last_quarter_rise(sgd), 2) if variant == "sgd" else None}
+            "sgd_last_quarter_rise": round(last_quarter_rise(sgd), 2) if variant == "sgd" else None,
+            "sgd_after_drift_pct": round(100 * (after["train_time_s"] / sgd["train_time_s"] - 1), 1) if after else None}
 
 
 def figure(path: Path, name: str, fig: dict) -> None:
@@ -217,7 +228,8 @@ def main(argv=None) -> int:
     md = ["# fastdrop suite (issue 19)", "",
           f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, a.seeds))}`", "",
           f"Common: {' '.join(COMMON)}; LR / 10 after epochs // 3. ΔT, ΔA against the same seed's sgd (no scores). "
-          "work_saved: training forward + backward MACs. above_frontier: A >= the SGD frontier at the run's T.", "",
+          "ΔT against the mean T of the seed's sgd run before and after the variants (sgd_after_drift_pct: the second "
+          "against the first; empty for rows from before that check). work_saved: training forward + backward MACs. above_frontier: A >= the SGD frontier at the run's T.", "",
           df.to_markdown(index=False) if len(df) else "(no runs)", "",
           "Not run: " + (", ".join(missing) if missing else "none"), ""]
     readme = out / "README.md"

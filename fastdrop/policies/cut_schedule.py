@@ -28,7 +28,7 @@ class CutSchedule(CutPolicy):
         return []
 
     def decide(self, obs: Observation) -> Decision:
-        n_conv = obs.n_cut + len(obs.p)
+        n_conv = obs.n_cut + len(obs.names)
         new = fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), obs.epoch, obs.n_cut, n_conv)
         if new > obs.n_cut:
             return Decision(new, "cut", f"schedule: cut {_span(obs.names, new - obs.n_cut)}")

@@ -37,7 +37,7 @@ class FreezeOut(CutPolicy):
         return out
 
     def decide(self, obs: Observation) -> Decision:
-        n_conv = obs.n_cut + len(obs.p)
+        n_conv = obs.n_cut + len(obs.names)
         times = self.times(n_conv + 1)
         n = fn.freezeout_cut(times, run_progress(obs), n_conv)
         nxt = times[n] if n < n_conv else None

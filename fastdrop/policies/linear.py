@@ -16,6 +16,6 @@ class Linear(CutPolicy):
     name = "linear"
 
     def decide(self, obs: Observation) -> Decision:
-        n_conv = obs.n_cut + len(obs.p)
+        n_conv = obs.n_cut + len(obs.names)
         n = fn.linear_cut(run_progress(obs), self.cfg.linear_start, n_conv + 1, n_conv)
         return cut_to(obs, n, f"linear from {self.cfg.linear_start:g} of the run ({run_progress(obs):.3f} now)")

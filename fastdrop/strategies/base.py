@@ -86,7 +86,8 @@ class Strategy:
         self.n_cut = 0
         self.cut_history: list[tuple[int, int]] = []  # (epoch, n_cut after it)
         self.policy = make_policy(cfg)
-        self.scorer = self._make_scorer() if cfg.scores else None
+        # sgd accumulates them for the score figures; a cutting strategy only for a policy that decides on them
+        self.scorer = self._make_scorer() if cfg.scores and (self.policy.uses_scores or not self.cuts) else None
         self.probe = None
         if self.cuts and self.policy.uses_drift:
             from ..policies.drift import FeatureProbe  # the policy's own measurement: off for every other policy
@@ -184,21 +185,20 @@ class Strategy:
 
     def end_epoch(self, epoch: int, train_loss: float = math.nan) -> dict:
         """Scores of the epoch (Eqs. 1-3) and the policy's decision on them, with its trace."""
-        out = {}
-        if self.scorer is None:
-            return out
-        p, a = self.scorer.finish()
-        g = self.scorer.last_abs_s
+        out, p, g, steps = {}, [], [], 0
         names = self.chain.names[self.n_cut: self.chain.n_conv]
-        out["scores"] = dict(zip(names, p))
-        out["scores_std"] = dict(zip(names, rules.standardise(p)))
-        out["aapd"] = dict(zip(names, a))
-        if self.cuts:
+        if self.scorer is not None:
+            p, a = self.scorer.finish()
+            g, steps = self.scorer.last_abs_s, self.scorer.steps
+            out["scores"] = dict(zip(names, p))
+            out["scores_std"] = dict(zip(names, rules.standardise(p)))
+            out["aapd"] = dict(zip(names, a))
+        if self.cuts and (self.scorer is not None or not self.policy.uses_scores):
             drift = self.probe.measure(self.n_cut) if self.probe is not None else []
             if drift:
                 out["drift"] = dict(zip(names, drift))
             d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
-                                               self.data.num_classes, self.scorer.steps, self.ctx.epochs, list(g),
+                                               self.data.num_classes, steps, self.ctx.epochs, list(g),
                                                drift))
             out.update(d.record())
             if d.warning:
