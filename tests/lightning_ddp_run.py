@@ -49,7 +49,7 @@ def main(out: Path) -> None:
         digest = sum(float(p.detach().double().sum()) for p in model.model.parameters())
         (out / f"{mode}-rank{trainer.global_rank}.json").write_text(json.dumps({
             "world_size": trainer.world_size, "epochs": EPOCHS, "cut_history": cb.cut_history,
-            "reasons": [h["decision_reason"] for h in cb.history], "scores": [h["scores"] for h in cb.history],
+            "reasons": [h["decision_reason"] for h in cb.history], "scores": [h.get("scores") for h in cb.history],
             "wrapped_at": cb._wrapped_at, "weights": round(digest, 6)}))
 
 

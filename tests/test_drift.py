@@ -127,8 +127,21 @@ def test_suite_takes_delta_t_against_sgd_before_and_after_the_variants():
         return {"train_time_s": T, "A": A, "history": hist, "unit_macs_per_sample": [5.0, 5.0]}
 
     sgd, after, ours = row(100.0, 90.0, []), row(120.0, 90.0, []), row(55.0, 89.5, ["conv1"])
-    base = _line("c", "sgd", 0, sgd, sgd, None, 110.0, after)
+    base = _line("c", "sgd", 0, sgd, sgd, None, [110.0, 110.0], after)
     assert base["sgd_after_drift_pct"] == 20.0 and base["dT_pct"] == pytest.approx(9.1)
-    line = _line("c", "drift (ours)", 0, ours, sgd, [(50.0, 80.0), (100.0, 90.0)], 110.0)
-    assert line["dT_pct"] == 50.0 and line["dA"] == -0.5 and line["above_frontier"] == "yes"  # 81 at T = 55
+    line = _line("c", "drift (ours)", 0, ours, sgd, [(50.0, 80.0), (100.0, 90.0)], [110.0, 110.0])
+    assert line["dT_pct"] == 50.0 and line["dT_robust_pct"] == 50.0 and line["dA"] == -0.5
+    assert line["above_frontier"] == "yes"  # the frontier is at 81 at T = 55
     assert _line("c", "drift (ours)", 0, ours, sgd, None)["dT_pct"] == 45.0  # rows without the check: sgd's T
+
+
+def test_robust_time_replaces_a_burst_by_the_median_of_epochs_of_the_same_work():
+    from fastdrop.bench.analysis import robust_time
+
+    def ep(e, t, cut_after, cache=0.0):
+        return {"epoch": e, "train_time_s": t, "cache_time_s": cache, "dropped_units": ["u"] * cut_after}
+    # three full epochs, one of them slowed 3x by interference; a cut after epoch 3; the next epoch builds
+    # the cache (1 s of its 2.5 s); then two cheap epochs
+    row = {"history": [ep(1, 4.0, 0), ep(2, 12.0, 0), ep(3, 4.2, 1), ep(4, 2.5, 1, cache=1.0), ep(5, 1.4, 1),
+                       ep(6, 1.5, 1)]}
+    assert robust_time(row) == pytest.approx(3 * 4.2 + (1.5 + 1.0) + 1.5 + 1.5)  # medians 4.2 and 1.5

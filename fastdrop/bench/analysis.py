@@ -19,6 +19,18 @@ def run_work(row: dict) -> float:
     return total
 
 
+def robust_time(row: dict) -> float:
+    """T with each epoch's training time replaced by the median over the run's epochs of the same work
+    (the same units cut while it ran), plus the epoch's own cache building. On a shared machine, bursts
+    of interference make epochs of identical work 2-3x apart; they fall out, what a cut saves stays."""
+    hist = row["history"]
+    level = [0] + [len(h["dropped_units"]) for h in hist[:-1]]  # units cut during each epoch
+    same: dict[int, list[float]] = {}
+    for lv, h in zip(level, hist):
+        same.setdefault(lv, []).append(h["train_time_s"] - (h.get("cache_time_s") or 0.0))
+    return sum(statistics.median(same[lv]) + (h.get("cache_time_s") or 0.0) for lv, h in zip(level, hist))
+
+
 def first_cut_epoch(row: dict) -> int | None:
     """The epoch at whose end the first cut was made (its own work was still the full network's)."""
     return next((h["epoch"] for h in row["history"] if h["dropped_units"]), None)

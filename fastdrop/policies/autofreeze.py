@@ -15,7 +15,6 @@ from .base import CutPolicy, Decision, Observation, _span, register_policy
 @register_policy
 class AutoFreeze(CutPolicy):
     name = "autofreeze"
-    uses_scores = True
 
     def __init__(self, cfg):
         super().__init__(cfg)

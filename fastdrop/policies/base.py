@@ -79,9 +79,9 @@ class CutPolicy:
     trace: tuple[str, str, str] | None = None
     uses_drift = False     # whether the strategy must measure each unit's output drift on a probe (ours)
     sets_unit_lrs = False  # whether unit_lrs gives each unit its own learning rate (one optimiser group each)
-    # whether it decides on the gradient scores (P, G of Eq. 2): only then does a cutting strategy pay for
-    # accumulating them after every backward (5-7 % of a step on CPU, results/bench)
-    uses_scores = False
+    # whether it decides on the gradient scores (P, G of Eq. 2; obs.p, obs.g): a policy that does not sets
+    # False, and its runs skip accumulating them after every backward (5-8 % of a CPU step, results/bench)
+    uses_scores = True
 
     def __init__(self, cfg):
         self.cfg = cfg

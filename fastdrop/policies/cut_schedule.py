@@ -10,6 +10,7 @@ from .base import CutPolicy, Decision, Observation, _span, register_policy
 @register_policy
 class CutSchedule(CutPolicy):
     name = "schedule"
+    uses_scores = False
     uses_schedule = True
 
     def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:

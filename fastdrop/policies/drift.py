@@ -70,6 +70,7 @@ class Drift(CutPolicy):
     name = "drift"
     benched = True
     uses_drift = True
+    uses_scores = False
     trace = ("drift", "output drift on the probe (change per epoch)", "drift floor")
 
     def __init__(self, cfg):

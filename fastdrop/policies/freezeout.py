@@ -18,6 +18,7 @@ from .base import CutPolicy, Decision, Observation, cut_to, register_policy, run
 @register_policy
 class FreezeOut(CutPolicy):
     name = "freezeout"
+    uses_scores = False
     sets_unit_lrs = True
 
     def times(self, n_units: int) -> list[float]:

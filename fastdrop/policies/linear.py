@@ -14,6 +14,7 @@ from .base import CutPolicy, Decision, Observation, cut_to, register_policy, run
 @register_policy
 class Linear(CutPolicy):
     name = "linear"
+    uses_scores = False
 
     def decide(self, obs: Observation) -> Decision:
         n_conv = obs.n_cut + len(obs.names)

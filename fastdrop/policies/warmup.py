@@ -11,7 +11,6 @@ class WarmUp(CutPolicy):
     """The warm-up both score-driven policies share: decisions from the end of epoch W+1 (or once the
     scores settle, with strategy.warmup_settle)."""
     uses_warmup = True
-    uses_scores = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
