@@ -20,6 +20,7 @@ import torch
 
 from ..models import build_torchvision, resolve_stem
 from ..strategies.base import synchronize
+from .scoring import time_steps
 
 
 class ReferenceLoop:
@@ -66,16 +67,11 @@ def alternated_blocks(trainer, steps: int = 8, repeats: int = 7) -> dict:
     """fastdrop's sgd (the trainer's strategy, no scores) against the hand-written loop, in one process:
     `repeats` pairs of blocks of `steps` steps, one loop then the other, each drawing its batches as its
     own epoch does. The ratio is the median of the pairs' ratios, with their range."""
-    loop, strat, dev = ReferenceLoop(trainer.cfg, trainer.data, trainer.device), trainer.strategy, trainer.device
+    loop, strat = ReferenceLoop(trainer.cfg, trainer.data, trainer.device), trainer.strategy
     strat.begin_epoch(1)
 
     def ours() -> float:
-        synchronize(dev)
-        t0 = time.perf_counter()
-        for state, y in islice(strat.batches(1), steps):
-            trainer.step(state, y, score=False)
-        synchronize(dev)
-        return time.perf_counter() - t0
+        return time_steps(trainer, islice(strat.batches(1), steps), score=False)
 
     ours(), loop.run(steps)  # warm-up: first-call allocations on both sides
     pairs = [(ours(), loop.run(steps)) for _ in range(repeats)]
