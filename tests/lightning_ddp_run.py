@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fastdrop.data import load_data
 from fastdrop.engine import Indexed
 from fastdrop.lightning import LearnAndDrop
+from fastdrop.policies.cut_schedule import CutSchedule
 
 torch.set_num_threads(1)
 EPOCHS = 3
@@ -39,6 +40,9 @@ def main(out: Path) -> None:
     data = load_data("mnist_mini", train_subset=192)
     ds = Indexed(TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y))
     for mode in ("freeze", "drop"):
+        # freeze mode: the schedule told to read the gradient scores, so they are accumulated, all-reduced and
+        # recorded, and the ranks' agreement on them is checked with a cut that does not depend on them
+        CutSchedule.uses_scores = mode == "freeze"
         cb = LearnAndDrop(policy="schedule", mode=mode, schedule={1: 1, 2: 2})
         model = Classifier()
         trainer = L.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=2, strategy="ddp", callbacks=[cb],
