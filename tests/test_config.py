@@ -212,7 +212,9 @@ def test_cli_help(tmp_path):
     (["++strategy.warmpu=1", "--cfg", "job"], ["unknown key 'strategy.warmpu' (did you mean 'strategy.warmup'?)"]),
     (["epochs=abc"], ["Value 'abc' of type 'str' could not be converted to Integer", "epochs"]),
     (["--foo"], ["unrecognized arguments: --foo"]),
-], ids=["group-option", "key", "nested-key", "misspelt", "added-key", "force-added-key", "type", "option"])
+    (["optim.schedule=cosine"], ["optim.milestones [7] apply to optim.schedule=step", "add optim.milestones=[]"]),
+], ids=["group-option", "key", "nested-key", "misspelt", "added-key", "force-added-key", "type", "option",
+        "cosine-with-milestones"])
 def test_cli_config_errors_are_one_line_exit_2(tmp_path, override, expected):
     p = run_cli(tmp_path, *override)
     assert p.returncode == 2, p.stderr

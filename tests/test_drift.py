@@ -9,7 +9,7 @@ import torch
 
 from fastdrop.policies import Observation, make_policy
 from fastdrop.policies.rules import drift_cut, fit_gate, relative_drift
-from fastdrop.bench.suite import frontier_acc, last_quarter_rise
+from fastdrop.bench.suite import frontier_acc, last_quarter_rise, schedule_overrides
 from fastdrop.run.trainer import Trainer
 
 NAMES = [f"conv{i}" for i in range(1, 9)]
@@ -105,9 +105,26 @@ def test_freezeout_sets_each_units_rate_in_the_optimiser(small_cfg, tmp_path):
     assert lrs == pytest.approx(want, rel=1e-6)
 
 
+def test_cosine_schedule_reaches_the_optimiser(small_cfg, tmp_path):
+    cfg = small_cfg(["strategy=dropping", "strategy.policy=drift", "optim.schedule=cosine", "optim.milestones=[]"],
+                    {"epochs": 3})
+    tr = Trainer(cfg, tmp_path / "run")
+    got = []
+    for e in (1, 2, 3):
+        tr.train_epoch(e)
+        got.append(tr.optimizer.param_groups[0]["lr"] / cfg.optim.lr)
+    assert got == pytest.approx([1.0, 0.75, 0.25])  # (1 + cos(pi (e - 1) / 3)) / 2
+
+
 def test_sgd_keeps_one_optimiser_group(small_cfg, tmp_path):
     tr = Trainer(small_cfg(["strategy=dropping"]), tmp_path / "run")
     assert len(tr.optimizer.param_groups) == 1
+
+
+def test_suite_schedules():
+    assert schedule_overrides("step", 15, 15) == ["optim.milestones=[5]"]  # lr / 10 after the first third
+    assert schedule_overrides("step", 7, 15) == ["optim.milestones=[2]"]   # 5 x 7/15 = 2.33
+    assert schedule_overrides("cosine", 7, 15) == ["optim.schedule=cosine", "optim.milestones=[]"]
 
 
 def test_frontier_and_convergence_helpers():

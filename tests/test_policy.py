@@ -165,6 +165,13 @@ def test_lr_fixed():
     assert [get_lr(e, 0.001) for e in (1, 30, 60)] == [0.001] * 3
 
 
+def test_lr_cosine_by_hand():
+    # (1 + cos(pi (e - 1) / 4)) / 2 for e = 1..4: 1, 0.8536, 0.5, 0.1464
+    assert [get_lr(e, 0.1, schedule="cosine", epochs=4) for e in (1, 2, 3, 4)] == pytest.approx(
+        [0.1, 0.085355, 0.05, 0.014645], abs=1e-6)
+    assert get_lr(3, 0.1, [1], schedule="step", epochs=4) == pytest.approx(0.01)  # step reads the milestones
+
+
 def test_lr_divided_after_milestone():
     # CIFAR-10 preset: 0.1, divided by 10 after epoch 20
     assert get_lr(20, 0.1, [20]) == pytest.approx(0.1)

@@ -90,6 +90,8 @@ def _run(out: Path, tag: str, overrides: list[str], table_only: bool, force: boo
 def schedule_words(row: dict) -> str:
     if row.get("policy") == "freezeout":
         return "per-unit cosine (FreezeOut)"
+    if row.get("config", {}).get("optim", {}).get("schedule") == "cosine":
+        return "cosine"
     ms = row.get("milestones") or row.get("config", {}).get("optim", {}).get("milestones")
     return f"step /10 after {ms}" if ms is not None else "step"
 
@@ -112,7 +114,17 @@ def last_quarter_rise(row: dict) -> float:
     return acc[-1] - acc[-1 - q]
 
 
-def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: bool) -> tuple[list[dict], dict]:
+def schedule_overrides(schedule: str, epochs: int, full_epochs: int) -> list[str]:
+    """The LR schedule of a run of `epochs` out of the config's `full_epochs`: step drops lr / 10 after the
+    first third of the full run (scaled alike for a shorter one), cosine runs its own course."""
+    if schedule == "cosine":
+        return ["optim.schedule=cosine", "optim.milestones=[]"]
+    ms = scaled_milestones([full_epochs // 3], epochs, full_epochs)
+    return [f"optim.milestones=[{','.join(map(str, ms))}]"]
+
+
+def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: bool,
+                 schedule: str = "step") -> tuple[list[dict], dict]:
     ov, epochs = CONFIGS[name]
     source = ""
     if "{source}" in " ".join(ov):
@@ -122,29 +134,30 @@ def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: 
         # came out different is visible in the rows.
         gone = not table_only and not (Path(source) / "weights.pt").is_file()
         _run(out, SOURCE_TAG, COMMON + _fmt(SOURCE, root=root), table_only, force=gone)
-    base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}", f"optim.milestones=[{epochs // 3}]"]
+    base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}"] + schedule_overrides(
+        schedule, epochs, epochs)
+    pre = f"suite-{name}" + ("" if schedule == "step" else f"-{schedule}")  # the step rows keep their old tags
     lines, fig = [], {"frontier": [], "points": []}
     for seed in seeds:
         s = [f"seed={seed}"]
-        sgd = _run(out, f"suite-{name}-s{seed}-sgd", base + s + SGD, table_only)
+        sgd = _run(out, f"{pre}-s{seed}-sgd", base + s + SGD, table_only)
         front = [(sgd["train_time_s"], sgd["A"])]
         if seed == seeds[0]:
             for frac in (2, 4):
                 e = epochs // frac
-                ms = scaled_milestones([epochs // 3], e, epochs)
-                r = _run(out, f"suite-{name}-s{seed}-sgd-1_{frac}", base + s + SGD + [
-                    f"epochs={e}", f"optim.milestones=[{','.join(map(str, ms))}]"], table_only)
+                r = _run(out, f"{pre}-s{seed}-sgd-1_{frac}", base + s + SGD + [f"epochs={e}"] + schedule_overrides(
+                    schedule, e, epochs), table_only)
                 front.append((r["train_time_s"], r["A"]))
                 lines.append(_line(name, f"sgd 1/{frac} (frontier)", seed, r, sgd, None))
             fig["frontier"] = sorted(front)
         done = []
         for v, vo in VARIANTS.items():
             try:
-                done.append((v, _run(out, f"suite-{name}-s{seed}-{v.split()[0]}", base + s + vo, table_only)))
+                done.append((v, _run(out, f"{pre}-s{seed}-{v.split()[0]}", base + s + vo, table_only)))
             except NotRun:
                 continue
         try:  # sgd again after the variants: how far the machine drifted while they ran
-            after = _run(out, f"suite-{name}-s{seed}-sgd-after", base + s + SGD, table_only)
+            after = _run(out, f"{pre}-s{seed}-sgd-after", base + s + SGD, table_only)
         except NotRun:  # rows from before the drift check
             after = None
         both = [sgd] if after is None else [sgd, after]
@@ -209,6 +222,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", required=True, help="a folder holding cifar10-jpeg/ and imagenette-mini/")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--schedule", default="step", choices=["step", "cosine"],
+                    help="every row's LR schedule: step (lr / 10 after the first third: the paper's) or cosine "
+                         "(FreezeOut's shape, for every variant alike); use its own --out")
     ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate the runs already done")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -219,7 +235,7 @@ def main(argv=None) -> int:
     lines, missing = [], []
     for name in a.configs:
         try:
-            ls, fig = config_lines(out, name, a.seeds, a.data_root, a.table_only)
+            ls, fig = config_lines(out, name, a.seeds, a.data_root, a.table_only, a.schedule)
         except NotRun as e:
             missing.append(str(e))
             continue
@@ -229,9 +245,13 @@ def main(argv=None) -> int:
     df = pd.DataFrame(lines)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "suite.csv", index=False)
+    lr_words = ("LR / 10 after epochs // 3." if a.schedule == "step" else
+                "LR per epoch on a cosine from optim.lr towards 0 (FreezeOut: its own per-unit cosine).")
     md = ["# fastdrop suite (issue 19)", "",
-          f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, a.seeds))}`", "",
-          f"Common: {' '.join(COMMON)}; LR / 10 after epochs // 3. ΔA against the same seed's sgd (no scores); ΔT "
+          f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, a.seeds))}"
+          + (f" --configs {' '.join(a.configs)}" if a.configs != list(CONFIGS) else "")
+          + (f" --schedule {a.schedule}" if a.schedule != "step" else "") + "`", "",
+          f"Common: {' '.join(COMMON)}; {lr_words} ΔA against the same seed's sgd (no scores); ΔT "
           "against the mean T of that sgd run and its second run after the variants (sgd_after_drift_pct: the second "
           "against the first; empty for rows from before that check). work_saved: training forward + backward MACs. "
           "above_frontier: A >= the SGD frontier at the run's T.", "",

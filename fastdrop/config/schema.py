@@ -95,6 +95,7 @@ class OptimConfig:
     nesterov: bool = False
     milestones: List[int] = field(default_factory=list)  # epochs after which lr *= gamma
     gamma: float = 0.1
+    schedule: str = "step"            # step (milestones x gamma) | cosine (per epoch, lr towards 0 over the run)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from ..policies import POLICIES, CutPolicy
 from ..policies.rules import CANDIDATE_RULES, parse_schedule
 from ..registry import CACHE_BACKENDS, LOGGERS, either
 from ..results import loggers  # noqa: F401  (fills LOGGERS)
+from ..run.lr import SCHEDULES
 from ..strategies import STRATEGIES
 from ..strategies.cache import DTYPES
 from .keys import unknown_key_message, unknown_keys
@@ -23,6 +24,11 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"batch_size must be > 0 (got {cfg.batch_size})")
     if cfg.optim.lr <= 0:
         problems.append(f"optim.lr must be > 0 (got {cfg.optim.lr})")
+    if cfg.optim.schedule not in SCHEDULES:
+        problems.append(f"optim.schedule must be one of {', '.join(SCHEDULES)} (got {cfg.optim.schedule!r})")
+    elif cfg.optim.schedule == "cosine" and cfg.optim.milestones:
+        problems.append(f"optim.milestones {list(cfg.optim.milestones)} apply to optim.schedule=step; the cosine schedule "
+                        "uses none: add optim.milestones=[]")
     if cfg.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {cfg.precision!r})")
     if cfg.model.width <= 0:

@@ -123,7 +123,8 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         cfg, strat, w = self.cfg, self.strategy, self.world
-        lr = get_lr(epoch, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma) * strat.lr_scale
+        o = cfg.optim
+        lr = get_lr(epoch, o.lr, o.milestones, o.gamma, o.schedule, cfg.epochs) * strat.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self._wrapped_at = w.rewrap(strat, self.chain, self.device, self._wrapped_at)
