@@ -179,7 +179,8 @@ def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier, t0: 
     if frontier:
         above = "yes" if r["A"] >= frontier_acc(frontier, T) else "no"
     # only ours was designed on anything: its rows say where; the peers and the paper's rule are published rules
-    held = ("design" if (name, seed) in DESIGNED_ON else "held out") if "ours" in variant else "-"
+    designed = (name, seed) in DESIGNED_ON and schedule_words(r).startswith("step")  # designed under the step LR
+    held = ("design" if designed else "held out") if "ours" in variant else "-"
     return {"config": name, "held out": held,
             "variant": variant, "seed": seed, "schedule": schedule_words(r), "T_s": round(T, 1),
             "dT_pct": round(100 * (1 - T / T0), 1), "T_robust_s": round(R, 1),

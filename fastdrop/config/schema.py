@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
+SCHEDULES = ("step", "cosine")  # optim.schedule (fastdrop/run/lr.py)
 PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 
 

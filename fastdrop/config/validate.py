@@ -9,11 +9,10 @@ from ..policies import POLICIES, CutPolicy
 from ..policies.rules import CANDIDATE_RULES, parse_schedule
 from ..registry import CACHE_BACKENDS, LOGGERS, either
 from ..results import loggers  # noqa: F401  (fills LOGGERS)
-from ..run.lr import SCHEDULES
 from ..strategies import STRATEGIES
 from ..strategies.cache import DTYPES
 from .keys import unknown_key_message, unknown_keys
-from .schema import PRECISIONS, RETENTIONS
+from .schema import PRECISIONS, RETENTIONS, SCHEDULES
 
 
 def validate(cfg: DictConfig) -> None:

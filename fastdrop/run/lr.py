@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-SCHEDULES = ("step", "cosine")
-
 
 def get_lr(epoch: int, base_lr: float, milestones: Sequence[int] = (), gamma: float = 0.1,
            schedule: str = "step", epochs: int | None = None) -> float:
