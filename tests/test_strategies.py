@@ -214,8 +214,8 @@ def test_cost_aware_cut_defers_caching_and_stays_equal_to_freezing(tmp_path, mon
 
 
 def _traced_models():
-    """Classifiers cut automatically (fastdrop/models/traced.py), full width (ConvNeXt narrowed), tiny inputs; name -> (build,
-    units to cut after epoch 1)."""
+    """Classifiers cut automatically (fastdrop/models/traced.py), full width (ConvNeXt narrowed), tiny inputs;
+    name -> (build, units to cut after epoch 1)."""
     import torchvision
 
     def timm_model(name):
@@ -236,8 +236,8 @@ def _traced_models():
     }
 
 
-@pytest.mark.parametrize("name", ["convnext_tiny_narrow", "efficientnet_b0", "mobilenet_v3_small", "vit", "timm_resnet18",
-                                  "timm_convnext_atto"])
+@pytest.mark.parametrize("name", ["convnext_tiny_narrow", "efficientnet_b0", "mobilenet_v3_small", "vit",
+                                  "timm_resnet18", "timm_convnext_atto"])
 def test_dropping_equals_freezing_traced_classifiers(tmp_path, name):
     """torchvision and timm classifiers, cut at traced boundaries: the same computation in float64."""
     build, k = _traced_models()[name]

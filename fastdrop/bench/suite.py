@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..config.schema import SCHEDULES
 from ..files import RUNS
 from .analysis import cuts, robust_time, run_work, scaled_milestones, time_to_accuracy, variant_overrides
 
@@ -90,9 +91,10 @@ def _run(out: Path, tag: str, overrides: list[str], table_only: bool, force: boo
 def schedule_words(row: dict) -> str:
     if row.get("policy") == "freezeout":
         return "per-unit cosine (FreezeOut)"
-    if row.get("config", {}).get("optim", {}).get("schedule") == "cosine":
+    optim = row.get("config", {}).get("optim", {})
+    if optim.get("schedule") == "cosine":
         return "cosine"
-    ms = row.get("milestones") or row.get("config", {}).get("optim", {}).get("milestones")
+    ms = row.get("milestones") or optim.get("milestones")
     return f"step /10 after {ms}" if ms is not None else "step"
 
 
@@ -179,10 +181,11 @@ def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier, t0: 
     if frontier:
         above = "yes" if r["A"] >= frontier_acc(frontier, T) else "no"
     # only ours was designed on anything: its rows say where; the peers and the paper's rule are published rules
-    designed = (name, seed) in DESIGNED_ON and schedule_words(r).startswith("step")  # designed under the step LR
+    schedule = schedule_words(r)
+    designed = (name, seed) in DESIGNED_ON and schedule.startswith("step")  # designed under the step LR
     held = ("design" if designed else "held out") if "ours" in variant else "-"
     return {"config": name, "held out": held,
-            "variant": variant, "seed": seed, "schedule": schedule_words(r), "T_s": round(T, 1),
+            "variant": variant, "seed": seed, "schedule": schedule, "T_s": round(T, 1),
             "dT_pct": round(100 * (1 - T / T0), 1), "T_robust_s": round(R, 1),
             "dT_robust_pct": round(100 * (1 - R / R0), 1), "A": round(r["A"], 2),
             "dA": round(r["A"] - sgd["A"], 2),
@@ -223,7 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", required=True, help="a folder holding cifar10-jpeg/ and imagenette-mini/")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    ap.add_argument("--schedule", default="step", choices=["step", "cosine"],
+    ap.add_argument("--schedule", default="step", choices=SCHEDULES,
                     help="every row's LR schedule: step (lr / 10 after the first third: the paper's) or cosine "
                          "(FreezeOut's shape, for every variant alike); use its own --out")
     ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate the runs already done")
