@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastdrop.policies import Observation, make_policy
-from fastdrop.policies.rules import drift_cut, fit_gate, relative_drift
+from fastdrop.policies.rules import cooled_lrs, cooled_units, drift_cut, fit_gate, relative_drift
 from fastdrop.bench.suite import frontier_acc, last_quarter_rise, schedule_overrides
 from fastdrop.run.trainer import Trainer
 
@@ -66,6 +66,52 @@ def test_drift_fit_gate_cuts_a_share_of_the_head_per_epoch_where_the_drift_would
     assert pol.decide(obs(5, 0.3, 7)).decision == "keep"    # only the last conv is left
     assert pol.state_dict()["first_loss"] == 2.0
     assert make_policy(compose(["strategy=dropping", "strategy.policy=drift"]).strategy).cfg.drift_fit == 0
+
+
+def test_cooling_by_hand():
+    assert cooled_units(0, 0, 8, 0.25) == 2       # ceil(0.25 x 7 cuttable)
+    assert cooled_units(2, 0, 8, 0.25) == 4       # on top of what is cooled
+    assert cooled_units(2, 3, 5, 0.25) == 4       # on top of what is cut: ceil(0.25 x 4) = 1 more
+    assert cooled_units(6, 0, 8, 1.0) == 7        # never the last conv
+    assert cooled_lrs(0.05, 4, 2, 0.1) == [0.05 * 0.1, 0.05 * 0.1, 0.05, 0.05]
+
+
+def test_drift_cooling_lowers_the_leading_units_rate_then_cuts_them_once_settled(compose):
+    cfg = compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_fit=0.25",
+                   "strategy.drift_cool=0.1"]).strategy
+    pol = make_policy(cfg)
+    assert pol.sets_unit_lrs and pol.unit_lrs(0.1, 0.05, 9, 0.05) is None  # nothing cooled yet: the epoch's rate
+
+    def obs(e, loss, n_cut, d):
+        k = 8 - n_cut
+        return Observation(e, [0.5] * k, NAMES[n_cut:], n_cut, loss, 10, 40, 10, [], d + [0.8] * (k - len(d)))
+
+    assert pol.decide(obs(1, 2.0, 0, [])).decision == "keep"
+    d = pol.decide(obs(2, 0.4, 0, []))            # fit: cool 2 units instead of cutting them
+    assert d.decision == "keep" and d.n_cut == 0 and "cool" in d.decision_reason
+    assert pol.unit_lrs(0.2, 0.05, 9, 0.005) == [0.0005, 0.0005] + [0.005] * 7  # x 0.1 of the epoch's rate
+    d = pol.decide(obs(3, 0.3, 0, [0.05, 0.05]))  # the cooled units settled (drift under the floor): cut
+    assert d.decision == "cut" and d.n_cut == 2 and pol.cooled == 4
+    pol2 = make_policy(cfg)
+    pol2.load_state_dict(pol.state_dict())
+    assert pol2.cooled == 4
+    assert not make_policy(compose(["strategy=dropping", "strategy.policy=drift"]).strategy).sets_unit_lrs
+
+
+def test_drift_cooling_without_the_fit_gate_is_refused(compose):
+    from fastdrop.config.validate import validate
+    with pytest.raises(Exception, match="drift_fit"):
+        validate(compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_cool=0.1"]))
+
+
+def test_drift_cooling_run_sets_the_cooled_units_rate(small_cfg, tmp_path):
+    cfg = small_cfg(["strategy=dropping", "strategy.policy=drift"],
+                    {"epochs": 3, "strategy.drift_fit": 10.0, "strategy.drift_cool": 0.1, "strategy.drift_fit_share": 1.0})
+    tr = Trainer(cfg, tmp_path / "run")
+    row = tr.fit()
+    assert "cool" in row["history"][0]["decision_reason"]  # fit gate 10 x: open at once
+    lrs = [g["lr"] for g in tr.optimizer.param_groups]
+    assert lrs[0] < lrs[-1]                                # the leading unit trains slower than the classifier
 
 
 def test_drift_run_measures_the_probe_and_resumes(small_cfg, tmp_path):

@@ -80,6 +80,7 @@ class StrategyConfig:
     drift_stall: float = 0.9          #     and no longer falls (>= this share of the previous epoch's)
     drift_fit: float = 0.0            # fit gate: train loss <= this share of epoch 1's (0: off) ...
     drift_fit_share: float = 0.25     # ... then cut this share of the cuttable head per epoch
+    drift_cool: float = 0.0           # ... or, when > 0, cool that share instead (its LR x this) and cut it once settled
     scores: bool = True               # gradient scores: sgd (for the figures) and score-driven policies pay for them; off: only to price them
     # Future work of the paper (Sect. 6), off by default:
     warmup_settle: Optional[float] = None  # end warm-up early once max |P_k - P_{k-1}| < this

@@ -193,9 +193,10 @@ class LearnAndDrop:
         """Optimiser groups as fastdrop's trainer builds them (one per unit for per-unit rates: FreezeOut)."""
         return self.strategy.param_groups()
 
-    def unit_lrs(self, progress: float, base_lr: float) -> list[float] | None:
-        """Per-group learning rates at `progress` (share of the run done) for a per-unit-rate policy, else None."""
-        return self.strategy.unit_lrs(progress, base_lr)
+    def unit_lrs(self, progress: float, base_lr: float, epoch_lr: float | None = None) -> list[float] | None:
+        """Per-group learning rates at `progress` (share of the run done) for a per-unit-rate policy, else None;
+        `epoch_lr`: the rate your schedule gives this epoch (`drift`'s cooling scales it; base_lr if omitted)."""
+        return self.strategy.unit_lrs(progress, base_lr, epoch_lr)
 
     def prune(self, optimizer: torch.optim.Optimizer) -> int:
         """Take the cut units' parameters out of `optimizer` (see `prune`); returns how many left."""

@@ -89,9 +89,11 @@ class CutPolicy:
     def decide(self, obs: Observation) -> Decision:
         return Decision(obs.n_cut, "keep", "policy none: never cuts")
 
-    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:
+    def unit_lrs(self, progress: float, base_lr: float, n_units: int,
+                 epoch_lr: float | None = None) -> list[float] | None:
         """Per-unit learning rates at `progress` (share of the run done), called before every step when
-        `sets_unit_lrs`; None: every unit follows optim.lr and its milestones."""
+        `sets_unit_lrs`; `base_lr` is optim.lr, `epoch_lr` the epoch's rate under optim's schedule (base_lr
+        where the caller has none). None: every unit follows optim.lr and its schedule."""
         return None
 
     def before_training(self, n_cut: int, n_conv: int) -> int:

@@ -13,11 +13,6 @@ class CutSchedule(CutPolicy):
     uses_scores = False
     uses_schedule = True
 
-    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float] | None:
-        """Per-unit learning rates at `progress` (share of the run done), called before every step when
-        `sets_unit_lrs`; None: every unit follows optim.lr and its milestones."""
-        return None
-
     def before_training(self, n_cut: int, n_conv: int) -> int:
         return fn.schedule_cut(fn.parse_schedule(self.cfg.schedule), 0, n_cut, n_conv)
 

@@ -78,6 +78,23 @@ class Drift(CutPolicy):
         self.first: dict[str, float] = {}  # each unit's drift in its first measured epoch
         self.prev: dict[str, float] = {}
         self.first_loss: float | None = None  # the first decided epoch's train loss (the fit gate's reference)
+        self.cooled = 0  # leading chain units the fit gate has cooled (drift_cool > 0)
+        # a local LR drop needs a rate per unit: one optimiser group each, only where cooling is on
+        self.sets_unit_lrs = cfg.drift_cool > 0 and cfg.drift_fit > 0
+
+    @classmethod
+    def config_problems(cls, s) -> list[str]:
+        if not 0 <= s.drift_cool <= 1:
+            return [f"strategy.drift_cool must be in [0, 1] (got {s.drift_cool}): the cooled units' share of the LR"]
+        if s.drift_cool > 0 and s.drift_fit <= 0:  # cooling starts where the fit gate opens: without it, never
+            return ["strategy.drift_cool needs the fit gate: add strategy.drift_fit=0.25 (or another share)"]
+        return []
+
+    def unit_lrs(self, progress: float, base_lr: float, n_units: int,
+                 epoch_lr: float | None = None) -> list[float] | None:
+        if not self.cooled:
+            return None  # the epoch's rate for every group
+        return fn.cooled_lrs(base_lr if epoch_lr is None else epoch_lr, n_units, self.cooled, self.cfg.drift_cool)
 
     def decide(self, obs: Observation) -> Decision:
         d = list(obs.drift)
@@ -92,7 +109,15 @@ class Drift(CutPolicy):
         if self.first_loss is None:
             self.first_loss = obs.train_loss
         k = fn.drift_cut(d, first, prev, c.drift_floor, c.drift_settle, c.drift_stall)
-        if len(d) > 1 and fn.fit_gate(obs.train_loss, self.first_loss, c.drift_fit):
+        gate = len(d) > 1 and fn.fit_gate(obs.train_loss, self.first_loss, c.drift_fit)
+        if gate and self.sets_unit_lrs:  # cool instead of cutting: a local LR drop, then the drift rule cuts
+            was, self.cooled = self.cooled, fn.cooled_units(self.cooled, obs.n_cut, len(d), c.drift_fit_share)
+            if not k and self.cooled > was:
+                return Decision(obs.n_cut, "keep", f"cool {obs.names[max(was - obs.n_cut, 0)]}-"
+                                f"{obs.names[self.cooled - obs.n_cut - 1]} (LR x {c.drift_cool:g}; train loss "
+                                f"{obs.train_loss:.3f} <= {c.drift_fit:g} x the first epoch's {self.first_loss:.3f}: "
+                                f"fit); cut once settled", 0, level=c.drift_floor)
+        elif gate:
             k = max(k, math.ceil(c.drift_fit_share * (len(d) - 1)))
             return Decision(obs.n_cut + k, "cut", f"cut {_span(obs.names, k)} (train loss {obs.train_loss:.3f} <= "
                             f"{c.drift_fit:g} x the first epoch's {self.first_loss:.3f}: fit)", k, level=c.drift_floor)
@@ -104,8 +129,9 @@ class Drift(CutPolicy):
                         f"{', '.join(f'{x:.3f}' for x in d[:k])}: settled)", k, level=c.drift_floor)
 
     def state_dict(self) -> dict:
-        return {"first": self.first, "prev": self.prev, "first_loss": self.first_loss}
+        return {"first": self.first, "prev": self.prev, "first_loss": self.first_loss, "cooled": self.cooled}
 
     def load_state_dict(self, sd: dict) -> None:
         self.first, self.prev = dict(sd.get("first", {})), dict(sd.get("prev", {}))
         self.first_loss = sd.get("first_loss")
+        self.cooled = int(sd.get("cooled", 0))

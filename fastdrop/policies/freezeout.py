@@ -24,7 +24,7 @@ class FreezeOut(CutPolicy):
     def times(self, n_units: int) -> list[float]:
         return fn.freezeout_times(n_units, self.cfg.freezeout_t0, self.cfg.freezeout_shape)
 
-    def unit_lrs(self, progress: float, base_lr: float, n_units: int) -> list[float]:
+    def unit_lrs(self, progress: float, base_lr: float, n_units: int, epoch_lr: float | None = None) -> list[float]:
         return [fn.freezeout_lr(progress, r, base_lr, self.cfg.freezeout_scale_lr) for r in self.times(n_units)]
 
     @classmethod

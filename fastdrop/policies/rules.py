@@ -230,6 +230,18 @@ def fit_gate(loss: float, first_loss: float, share: float) -> bool:
     return share > 0 and first_loss > 0 and loss <= share * first_loss
 
 
+def cooled_units(cooled: int, n_cut: int, n_head: int, share: float) -> int:
+    """Leading chain units cooled after one more epoch of the open fit gate: `share` of the cuttable head
+    (every head conv unit but the last) on top of what is already cooled or cut, never the last conv."""
+    n_conv = n_cut + n_head
+    return min(n_conv - 1, max(cooled, n_cut) + math.ceil(share * (n_head - 1)))
+
+
+def cooled_lrs(lr: float, n_units: int, cooled: int, factor: float) -> list[float]:
+    """Per-unit rates: the leading `cooled` units at `factor` x the epoch's rate, the rest at it."""
+    return [lr * factor] * cooled + [lr] * (n_units - cooled)
+
+
 def drift_cut(d: Sequence[float], first: Sequence[float], prev: Sequence[float] | None, floor: float,
               settle: float, stall: float) -> int:
     """Leading head units whose features have stopped moving (the last conv never): a unit's drift d

@@ -131,7 +131,7 @@ class Trainer:
         synchronize(self.device)
         t0 = time.perf_counter()
         cache_s = strat.begin_epoch(epoch)
-        loss_sum, seen = self._batches(epoch)
+        loss_sum, seen = self._batches(epoch, lr)
         w.broadcast_buffers(self.chain)
         stats = strat.epoch_stats()  # what ran this epoch, before end_epoch may cut further
         totals = w.all_sum(torch.stack([loss_sum, torch.tensor(float(seen), device=self.device,
@@ -150,15 +150,15 @@ class Trainer:
         return {"epoch": epoch, "lr": lr, "train_time_s": train_s, "cache_time_s": cache_s, "eval_time_s": eval_s,
                 "train_loss": train_loss, "test_acc": acc, **stats, **scores}
 
-    def _batches(self, epoch: int) -> tuple[torch.Tensor, int]:
+    def _batches(self, epoch: int, lr: float) -> tuple[torch.Tensor, int]:
         """One pass over the strategy's batches: SGD steps; the loss summed on the device."""
         cfg, strat = self.cfg, self.strategy
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         seen, n_train = 0, len(self.data.train)
         bar = Hooks.progress_bar(cfg, epoch, n_train, self.world)
         for state, y in strat.batches(epoch):
-            lrs = strat.unit_lrs((epoch - 1 + seen / n_train) / cfg.epochs, cfg.optim.lr * strat.lr_scale)
-            if lrs is not None:  # a policy with per-unit rates (FreezeOut): one optimiser group per unit
+            lrs = strat.unit_lrs((epoch - 1 + seen / n_train) / cfg.epochs, cfg.optim.lr * strat.lr_scale, lr)
+            if lrs is not None:  # a policy with per-unit rates (FreezeOut, drift's cooling): a group per unit
                 for g, lr_u in zip(self.optimizer.param_groups, lrs):
                     g["lr"] = lr_u
             loss = self.step(state, y)

@@ -111,11 +111,11 @@ class Strategy:
             return [{"params": list(u.parameters())} for u in self.chain.units]
         return [{"params": list(self.chain.parameters())}]
 
-    def unit_lrs(self, progress: float, base_lr: float) -> list[float] | None:
+    def unit_lrs(self, progress: float, base_lr: float, epoch_lr: float | None = None) -> list[float] | None:
         """Per-unit learning rates before a step (one per param group), or None: the epoch's rate holds."""
         if not self._per_unit_lrs:
             return None
-        return self.policy.unit_lrs(progress, base_lr, len(self.chain.units))
+        return self.policy.unit_lrs(progress, base_lr, len(self.chain.units), epoch_lr)
 
     def after_backward(self) -> None:
         if self.scorer is not None:
