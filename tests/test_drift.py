@@ -50,20 +50,22 @@ def test_fit_gate_by_hand():
     assert not fit_gate(math.nan, 2.0, 0.25) and not fit_gate(0.1, math.nan, 0.25)
 
 
+def _obs(e, loss, n_cut, d=()):
+    """An epoch's observation of VGG-11's 8 conv units with `n_cut` cut: drift d for the leading head units,
+    0.8 (not settled) for the rest."""
+    k = 8 - n_cut
+    return Observation(e, [0.5] * k, NAMES[n_cut:], n_cut, loss, 10, 40, 10, [], list(d) + [0.8] * (k - len(d)))
+
+
 def test_drift_fit_gate_cuts_a_share_of_the_head_per_epoch_where_the_drift_would_wait(compose):
     cfg = compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_fit=0.25"]).strategy
     pol = make_policy(cfg)
-
-    def obs(e, loss, n_cut):
-        k = 8 - n_cut
-        return Observation(e, [0.5] * k, NAMES[n_cut:], n_cut, loss, 10, 40, 10, [], [0.8] * k)
-
-    assert pol.decide(obs(1, 2.0, 0)).decision == "keep"   # the reference loss; drift 0.8: not settled
-    assert pol.decide(obs(2, 0.6, 0)).decision == "keep"   # 0.6 > 0.25 x 2.0
-    d = pol.decide(obs(3, 0.4, 0))                          # fit: ceil(0.25 x 7 cuttable) = 2
+    assert pol.decide(_obs(1, 2.0, 0)).decision == "keep"   # the reference loss; drift 0.8: not settled
+    assert pol.decide(_obs(2, 0.6, 0)).decision == "keep"   # 0.6 > 0.25 x 2.0
+    d = pol.decide(_obs(3, 0.4, 0))                          # fit: ceil(0.25 x 7 cuttable) = 2
     assert d.decision == "cut" and d.n_cut == 2 and "fit" in d.decision_reason and "2.000" in d.decision_reason
-    assert pol.decide(obs(4, 0.3, 2)).n_cut == 4            # ceil(0.25 x 5) = 2 more
-    assert pol.decide(obs(5, 0.3, 7)).decision == "keep"    # only the last conv is left
+    assert pol.decide(_obs(4, 0.3, 2)).n_cut == 4            # ceil(0.25 x 5) = 2 more
+    assert pol.decide(_obs(5, 0.3, 7)).decision == "keep"    # only the last conv is left
     assert pol.state_dict()["first_loss"] == 2.0
     assert make_policy(compose(["strategy=dropping", "strategy.policy=drift"]).strategy).cfg.drift_fit == 0
 
@@ -82,16 +84,13 @@ def test_drift_cooling_lowers_the_leading_units_rate_then_cuts_them_once_settled
     pol = make_policy(cfg)
     assert pol.sets_unit_lrs and pol.unit_lrs(0.1, 0.05, 9, 0.05) is None  # nothing cooled yet: the epoch's rate
 
-    def obs(e, loss, n_cut, d):
-        k = 8 - n_cut
-        return Observation(e, [0.5] * k, NAMES[n_cut:], n_cut, loss, 10, 40, 10, [], d + [0.8] * (k - len(d)))
-
-    assert pol.decide(obs(1, 2.0, 0, [])).decision == "keep"
-    d = pol.decide(obs(2, 0.4, 0, []))            # fit: cool 2 units instead of cutting them
+    assert pol.decide(_obs(1, 2.0, 0, [])).decision == "keep"
+    d = pol.decide(_obs(2, 0.4, 0, []))            # fit: cool 2 units instead of cutting them
     assert d.decision == "keep" and d.n_cut == 0 and "cool" in d.decision_reason
     assert pol.unit_lrs(0.2, 0.05, 9, 0.005) == [0.0005, 0.0005] + [0.005] * 7  # x 0.1 of the epoch's rate
-    d = pol.decide(obs(3, 0.3, 0, [0.05, 0.05]))  # the cooled units settled (drift under the floor): cut
+    d = pol.decide(_obs(3, 0.3, 0, [0.05, 0.05]))  # the cooled units settled (drift under the floor): cut
     assert d.decision == "cut" and d.n_cut == 2 and pol.cooled == 4
+    assert "cool conv3-conv4" in d.decision_reason  # the cooling of the same epoch is in the trace too
     pol2 = make_policy(cfg)
     pol2.load_state_dict(pol.state_dict())
     assert pol2.cooled == 4

@@ -110,13 +110,15 @@ class Drift(CutPolicy):
             self.first_loss = obs.train_loss
         k = fn.drift_cut(d, first, prev, c.drift_floor, c.drift_settle, c.drift_stall)
         gate = len(d) > 1 and fn.fit_gate(obs.train_loss, self.first_loss, c.drift_fit)
+        cool = ""  # what this epoch cooled, for the trace
         if gate and self.sets_unit_lrs:  # cool instead of cutting: a local LR drop, then the drift rule cuts
             was, self.cooled = self.cooled, fn.cooled_units(self.cooled, obs.n_cut, len(d), c.drift_fit_share)
-            if not k and self.cooled > was:
-                return Decision(obs.n_cut, "keep", f"cool {obs.names[max(was - obs.n_cut, 0)]}-"
-                                f"{obs.names[self.cooled - obs.n_cut - 1]} (LR x {c.drift_cool:g}; train loss "
-                                f"{obs.train_loss:.3f} <= {c.drift_fit:g} x the first epoch's {self.first_loss:.3f}: "
-                                f"fit); cut once settled", 0, level=c.drift_floor)
+            lo = max(was - obs.n_cut, 0)
+            if self.cooled - obs.n_cut > lo:
+                cool = (f"cool {_span(obs.names[lo:], self.cooled - obs.n_cut - lo)} (LR x {c.drift_cool:g}; train "
+                        f"loss {obs.train_loss:.3f} <= {c.drift_fit:g} x the first epoch's {self.first_loss:.3f}: fit)")
+            if not k and cool:
+                return Decision(obs.n_cut, "keep", f"{cool}; cut once settled", 0, level=c.drift_floor)
         elif gate:
             k = max(k, math.ceil(c.drift_fit_share * (len(d) - 1)))
             return Decision(obs.n_cut + k, "cut", f"cut {_span(obs.names, k)} (train loss {obs.train_loss:.3f} <= "
@@ -126,7 +128,8 @@ class Drift(CutPolicy):
                    f"drift {d[0]:.3f} (first {first[0]:.3f}, previous {prev[0]:.3f}): not settled")
             return Decision(obs.n_cut, "keep", f"{obs.names[0]} kept: {why}", 0, level=c.drift_floor)
         return Decision(obs.n_cut + k, "cut", f"cut {_span(obs.names, k)} (output drift "
-                        f"{', '.join(f'{x:.3f}' for x in d[:k])}: settled)", k, level=c.drift_floor)
+                        f"{', '.join(f'{x:.3f}' for x in d[:k])}: settled)" + (f"; {cool}" if cool else ""),
+                        k, level=c.drift_floor)
 
     def state_dict(self) -> dict:
         return {"first": self.first, "prev": self.prev, "first_loss": self.first_loss, "cooled": self.cooled}
