@@ -14,6 +14,11 @@ on resume it prunes the freshly configured optimisers the same way before Lightn
 the group sizes match (the failure of mosaicml/composer#1002). Under DDP the wrapper is rebuilt over the
 units that still train after a cut, as fastdrop's own trainer does; every rank checks it cut alike.
 
+Per-unit rates (FreezeOut's cosines, drift's cooling): before each optimiser step the callback sets each
+group's rate to its unit's, from the group's own rate (its scheduler's, restored after the step, so the
+scheduler never sees them) and its initial rate; build the optimiser from
+`fastdrop.engine.unit_param_groups(self.model)` (one group per unit), a group that mixes units is refused.
+
 Drop: from the epoch after a cut the cut units' outputs come from a feature cache, built once over the
 training set, and the network's training forward runs only the head on them. The cache is looked up by
 sample index: wrap the training set in fastdrop.engine.Indexed (batches (x, y, index); unpack
@@ -40,7 +45,7 @@ except ImportError as e:  # an optional extra: the base install does not bring i
 from torch.nn.parallel import DistributedDataParallel
 
 from .engine import LearnAndDrop as Engine
-from .engine import prune, transform_is_random
+from .engine import prune, transform_is_random, unit_param_groups
 from .engine.datasets import Indexed
 from .models import chain_of
 from .registry import POLICIES
@@ -79,6 +84,9 @@ class LearnAndDrop(Callback):
         self._wrapped_at = 0                # n_cut the DDP wrapper was built for
         self._index = None
         self._loss = [0.0, 0]
+        self._groups: list[tuple[dict, int, float]] = []  # (optimiser group, its unit, its initial rate)
+        self._saved: list[tuple[dict, float]] = []         # the rates a step's per-unit rates replaced
+        self._batch_idx = 0
 
     @property
     def history(self) -> list[dict]:
@@ -116,6 +124,27 @@ class LearnAndDrop(Callback):
             self._pending = None
         if self.mode == "drop":
             self._serve_head_from_cache()
+        self._groups = self._unit_groups(trainer) if self.engine.sets_unit_lrs else []
+
+    def _unit_groups(self, trainer) -> list[tuple[dict, int, float]]:
+        """Each optimiser group with the unit its parameters belong to, for a policy with per-unit rates;
+        a group that holds two units' parameters is refused (their rates could not be set apart)."""
+        if not (trainer.max_epochs or 0) > 0:
+            raise ValueError(f"LearnAndDrop(policy={self.policy!r}) sets each unit's learning rate by the share of "
+                             "the run done: give the Trainer max_epochs")
+        chain = self.engine.chain
+        unit = {id(p): i for i, u in enumerate(chain.units) for p in u.parameters()}
+        out = []
+        for opt in trainer.optimizers:
+            for g in opt.param_groups:
+                units = sorted({unit[id(p)] for p in g["params"] if id(p) in unit})
+                if len(units) > 1:
+                    raise ValueError(f"LearnAndDrop(policy={self.policy!r}) sets a learning rate per unit, but an "
+                                     f"optimiser group holds {', '.join(chain.names[i] for i in units)}: build the "
+                                     "optimiser from fastdrop.engine.unit_param_groups(self.model) (a group per unit)")
+                if units:
+                    out.append((g, units[0], g.get("initial_lr", g["lr"])))
+        return out
 
     def _check_transforms(self, train_set, data) -> None:
         """Say where a random training transform meets what the cache or the drift probe holds."""
@@ -152,6 +181,7 @@ class LearnAndDrop(Callback):
         self._rewrap_ddp(trainer)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch_idx = batch_idx
         if self.mode == "drop":
             self._index = _batch_index(batch)
 
@@ -162,8 +192,30 @@ class LearnAndDrop(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self._score_on_step:  # the accumulated gradient of the step, as fastdrop scores it
             self.engine.after_backward()
+        if self._groups:
+            self._set_unit_lrs(trainer)
+
+    def _set_unit_lrs(self, trainer) -> None:
+        """The policy's rate for each group's unit, for this step; the share of the run done counts the
+        epoch's batches before this one, as fastdrop's trainer counts its samples."""
+        self._restore_lrs()  # a second optimiser's step in the same batch starts from the schedule's rates
+        n = trainer.num_training_batches
+        done = self._batch_idx / n if 0 < n < math.inf else 0.0
+        progress = (trainer.current_epoch + done) / trainer.max_epochs
+        for g, u, base in self._groups:
+            lrs = self.engine.unit_lrs(progress, base, g["lr"])
+            if lrs is None:  # the schedule's rate holds for every unit (drift before it cools one)
+                return
+            self._saved.append((g, g["lr"]))
+            g["lr"] = lrs[u]
+
+    def _restore_lrs(self) -> None:
+        for g, lr in reversed(self._saved):
+            g["lr"] = lr
+        self._saved = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._restore_lrs()  # after the step, before a step-wise scheduler reads the rates
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if torch.is_tensor(loss):  # Lightning divides it by the micro-batches a step accumulates
             n = _batch_size(batch)
@@ -221,4 +273,4 @@ class LearnAndDrop(Callback):
             self.engine.close()
 
 
-__all__ = ["Indexed", "LearnAndDrop"]
+__all__ = ["Indexed", "LearnAndDrop", "unit_param_groups"]

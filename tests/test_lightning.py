@@ -18,17 +18,17 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 L = pytest.importorskip("lightning")
 
 from fastdrop.engine import Indexed  # noqa: E402
-from fastdrop.lightning import LearnAndDrop  # noqa: E402
-from fastdrop.models import build  # noqa: E402
+from fastdrop.lightning import LearnAndDrop, unit_param_groups  # noqa: E402
+from fastdrop.models import build, build_model  # noqa: E402
 from fastdrop.strategies import RunContext  # noqa: E402
 from fastdrop.run.trainer import Trainer  # noqa: E402
 from test_engine import readme_block  # noqa: E402
 
 
 class Classifier(L.LightningModule):
-    def __init__(self, model, optim):
+    def __init__(self, model, optim, per_unit=False):
         super().__init__()
-        self.model, self.optim = model, optim
+        self.model, self.optim, self.per_unit = model, optim, per_unit
 
     def training_step(self, batch, batch_idx):
         x, y = batch[:2]
@@ -36,7 +36,8 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim
-        return torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+        params = unit_param_groups(self.model) if self.per_unit else self.parameters()
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
                                nesterov=o.nesterov)
 
 
@@ -63,11 +64,11 @@ def lightning_trainer(tmp_path, epochs, callbacks, **kw):
                      default_root_dir=tmp_path, callbacks=callbacks, **kw)
 
 
-def fastdrop_run(small_cfg, strategy, epochs=4):
+def fastdrop_run(small_cfg, strategy, epochs=4, policy="learn_and_drop"):
     """`fastdrop run` in-process (cli.run_task's Trainer) on the bundled MNIST subset; returns the row,
     the initial weights and the training split and config it ran with."""
     cfg = small_cfg([f"strategy={strategy}", "model=resnet18"],
-                    {"epochs": epochs, "data.train_subset": 192, "batch_size": 48, "strategy.policy": "learn_and_drop"})
+                    {"epochs": epochs, "data.train_subset": 192, "batch_size": 48, "strategy.policy": policy})
     t = Trainer(cfg, Path(cfg.results_dir).parent / f"run-{strategy}")
     start = copy.deepcopy(t.chain.state_dict())
     return t.fit(), start, t.data, cfg
@@ -96,6 +97,37 @@ def test_callback_cuts_as_fastdrop_run_on_the_same_seed_policy_and_batches(small
         assert a["scores"].keys() == b["scores"].keys()
         assert all(abs(a["scores"][k] - b["scores"][k]) < 1e-5 for k in a["scores"])
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
+
+
+def test_freezeout_through_the_callback_sets_each_units_rate_as_fastdrop_run_does(small_cfg, tmp_path):
+    """FreezeOut's per-unit cosine rates reach a Lightning optimiser built from unit_param_groups: the same
+    losses, cuts and final weights as `fastdrop run` on the same seed and batches (without the rates the
+    losses part from the first step: every unit would train at the optimiser's flat rate)."""
+    row, start, data, cfg = fastdrop_run(small_cfg, "freezing", policy="freezeout")
+    ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=FastdropOrder(len(ds), cfg.seed))
+    cb = LearnAndDrop(policy="freezeout", mode="freeze", warmup=cfg.strategy.warmup, seed=cfg.seed)
+    model = Classifier(same_start(cfg, data, start), cfg.optim, per_unit=True)
+    trainer = lightning_trainer(tmp_path, cfg.epochs, [cb], enable_checkpointing=False)
+    trainer.fit(model, loader)
+    ours, theirs = cb.history, row["history"]
+    assert [h["cut_units"] for h in ours] == [h["dropped_units"] for h in theirs]
+    assert any(h["cut_units"] for h in ours[:-1])  # FreezeOut froze a unit that later epochs train after
+    assert all(abs(a["train_loss"] - b["train_loss"]) < 1e-5 for a, b in zip(ours, theirs))
+    # after the fit, the optimiser's groups hold the rates its own (flat) schedule gave, not FreezeOut's
+    assert {g["lr"] for g in trainer.optimizers[0].param_groups} == {cfg.optim.lr}
+
+
+def test_a_per_unit_rate_policy_refuses_an_optimiser_group_that_mixes_units(tmp_path):
+    from fastdrop.data import load_data
+
+    data = load_data("mnist_mini", train_subset=96)
+    ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
+    optim = type("O", (), dict(lr=0.05, momentum=0.9, weight_decay=0.0, nesterov=False))
+    model = build_model("vgg11", 10, 1, 28, width=0.25)
+    with pytest.raises(ValueError, match="unit_param_groups"):
+        lightning_trainer(tmp_path, 2, [LearnAndDrop(policy="freezeout")], enable_checkpointing=False).fit(
+            Classifier(model, optim), DataLoader(ds, batch_size=48))
 
 
 class Killed(RuntimeError):

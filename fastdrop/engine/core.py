@@ -75,6 +75,13 @@ def prune(optimizer: torch.optim.Optimizer, params) -> int:
     return removed
 
 
+def unit_param_groups(model: nn.Module) -> list[dict]:
+    """One optimiser group per unit of `model` (as `fastdrop.models.chain_of` cuts it), for a policy that
+    sets a learning rate per unit (FreezeOut, drift's cooling) where the optimiser is built before the
+    engine, as in a LightningModule's configure_optimizers: SGD(unit_param_groups(self.model), lr=...)."""
+    return chain_of(model).unit_groups()
+
+
 def _num_classes(chain: Chain) -> int | None:
     linears = [m for m in chain.units[-1].modules() if isinstance(m, nn.Linear)]
     return linears[-1].out_features if linears else None
@@ -192,6 +199,11 @@ class LearnAndDrop:
     def param_groups(self) -> list[dict]:
         """Optimiser groups as fastdrop's trainer builds them (one per unit for per-unit rates: FreezeOut)."""
         return self.strategy.param_groups()
+
+    @property
+    def sets_unit_lrs(self) -> bool:
+        """Whether the policy sets a learning rate per unit: the optimiser then needs `param_groups()`."""
+        return self.strategy.sets_unit_lrs
 
     def unit_lrs(self, progress: float, base_lr: float, epoch_lr: float | None = None) -> list[float] | None:
         """Per-group learning rates at `progress` (share of the run done) for a per-unit-rate policy, else None;

@@ -65,6 +65,10 @@ class Chain(nn.Module):
         for u in self.units[start:end]:
             yield from u.parameters()
 
+    def unit_groups(self) -> list[dict]:
+        """One optimiser parameter group per unit, in chain order: what a per-unit-rate policy sets."""
+        return [{"params": list(u.parameters())} for u in self.units]
+
 
 _HEAD_START = (nn.Flatten, nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 

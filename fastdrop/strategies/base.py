@@ -101,19 +101,20 @@ class Strategy:
         return ScoreAccumulator([u.conv_weights() for u in self.chain.units[self.n_cut: self.chain.n_conv]])
 
     @property
-    def _per_unit_lrs(self) -> bool:
+    def sets_unit_lrs(self) -> bool:
+        """Whether the policy gives each unit its own learning rate (the optimiser needs a group per unit)."""
         return self.cuts and self.policy.sets_unit_lrs
 
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups: one for the whole chain, or one per unit when the policy sets
         per-unit learning rates (FreezeOut)."""
-        if self._per_unit_lrs:
-            return [{"params": list(u.parameters())} for u in self.chain.units]
+        if self.sets_unit_lrs:
+            return self.chain.unit_groups()
         return [{"params": list(self.chain.parameters())}]
 
     def unit_lrs(self, progress: float, base_lr: float, epoch_lr: float | None = None) -> list[float] | None:
         """Per-unit learning rates before a step (one per param group), or None: the epoch's rate holds."""
-        if not self._per_unit_lrs:
+        if not self.sets_unit_lrs:
             return None
         return self.policy.unit_lrs(progress, base_lr, len(self.chain.units), epoch_lr)
 
