@@ -15,8 +15,8 @@ the group sizes match (the failure of mosaicml/composer#1002). Under DDP the wra
 units that still train after a cut, as fastdrop's own trainer does; every rank checks it cut alike.
 
 Per-unit rates (FreezeOut's cosines, drift's cooling): before each optimiser step the callback sets each
-group's rate to its unit's, from the group's own rate (its scheduler's, restored after the step, so the
-scheduler never sees them) and its initial rate; build the optimiser from
+group's rate to its unit's, from the group's own rate (its scheduler's, put back by a post-step hook on
+the optimiser, so the scheduler never sees them) and its initial rate; build the optimiser from
 `fastdrop.engine.unit_param_groups(self.model)` (one group per unit), a group that mixes units is refused.
 
 Drop: from the epoch after a cut the cut units' outputs come from a feature cache, built once over the
@@ -87,6 +87,7 @@ class LearnAndDrop(Callback):
         self._groups: list[tuple[dict, int, float]] = []  # (optimiser group, its unit, its initial rate)
         self._saved: list[tuple[dict, float]] = []         # the rates a step's per-unit rates replaced
         self._batch_idx = 0
+        self._step_hooks: list = []
 
     @property
     def history(self) -> list[dict]:
@@ -125,6 +126,10 @@ class LearnAndDrop(Callback):
         if self.mode == "drop":
             self._serve_head_from_cache()
         self._groups = self._unit_groups(trainer) if self.engine.sets_unit_lrs else []
+        # put the schedule's rates back as soon as the step is done: Lightning steps an epoch-wise scheduler
+        # before on_train_batch_end, and a chainable one (StepLR) multiplies the rate it finds
+        self._step_hooks = [opt.register_step_post_hook(lambda *_: self._restore_lrs())
+                            for opt in trainer.optimizers] if self._groups else []
 
     def _unit_groups(self, trainer) -> list[tuple[dict, int, float]]:
         """Each optimiser group with the unit its parameters belong to, for a policy with per-unit rates;
@@ -215,7 +220,7 @@ class LearnAndDrop(Callback):
         self._saved = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._restore_lrs()  # after the step, before a step-wise scheduler reads the rates
+        self._restore_lrs()  # a step the optimiser skipped (AMP's inf check) ran no post-step hook
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if torch.is_tensor(loss):  # Lightning divides it by the micro-batches a step accumulates
             n = _batch_size(batch)
@@ -267,6 +272,9 @@ class LearnAndDrop(Callback):
             self._pending = dict(state_dict)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        for h in self._step_hooks:
+            h.remove()
+        self._step_hooks = []
         if self._model is not None and "forward" in self._model.__dict__:
             del self._model.forward
         if self.engine is not None:

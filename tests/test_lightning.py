@@ -118,6 +118,42 @@ def test_freezeout_through_the_callback_sets_each_units_rate_as_fastdrop_run_doe
     assert {g["lr"] for g in trainer.optimizers[0].param_groups} == {cfg.optim.lr}
 
 
+class Rates(L.Callback):
+    """The rates each optimiser step runs with (after the fastdrop callback set them)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.seen.append([g["lr"] for g in optimizer.param_groups])
+
+
+class Scheduled(Classifier):
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(unit_param_groups(self.model), lr=0.05, momentum=0.9)
+        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)]
+
+
+def test_per_unit_rates_start_from_the_initial_rate_and_the_scheduler_never_sees_them(tmp_path):
+    from fastdrop.data import load_data
+    from fastdrop.policies.rules import freezeout_lr, freezeout_times
+
+    data = load_data("mnist_mini", train_subset=96)
+    ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
+    torch.manual_seed(0)
+    block = lambda i, o: torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+    model = torch.nn.Sequential(block(1, 4), block(4, 4), torch.nn.Flatten(), torch.nn.Linear(4 * 7 * 7, 10))
+    rates = Rates()
+    trainer = lightning_trainer(tmp_path, 2, [LearnAndDrop(policy="freezeout"), rates], enable_checkpointing=False)
+    trainer.fit(Scheduled(model, None), DataLoader(ds, batch_size=48))
+    times = freezeout_times(3, 0.8, "cubic")  # two conv units and the classifier
+    assert rates.seen[0] == pytest.approx([freezeout_lr(0.0, r, 0.05, True) for r in times])
+    # epoch 2: StepLR had halved the groups' rates; FreezeOut's cosines start from the initial one
+    assert rates.seen[2] == pytest.approx([freezeout_lr(0.5, r, 0.05, True) for r in times])
+    # StepLR multiplies the rate it finds: it found its own each time, not FreezeOut's
+    assert [g["lr"] for g in trainer.optimizers[0].param_groups] == pytest.approx([0.05 * 0.5 ** 2] * 3)
+
+
 def test_a_per_unit_rate_policy_refuses_an_optimiser_group_that_mixes_units(tmp_path):
     from fastdrop.data import load_data
 
