@@ -84,10 +84,8 @@ class LearnAndDrop(Callback):
         self._wrapped_at = 0                # n_cut the DDP wrapper was built for
         self._index = None
         self._loss = [0.0, 0]
-        self._groups: list[tuple[dict, int, float]] = []  # (optimiser group, its unit, its initial rate)
-        self._saved: list[tuple[dict, float]] = []         # the rates a step's per-unit rates replaced
         self._batch_idx = 0
-        self._step_hooks: list = []
+        self._step_hooks: list = []  # post-step hooks that restore the scheduled rates (per-unit policies)
 
     @property
     def history(self) -> list[dict]:
@@ -125,31 +123,16 @@ class LearnAndDrop(Callback):
             self._pending = None
         if self.mode == "drop":
             self._serve_head_from_cache()
-        self._groups = self._unit_groups(trainer) if self.engine.sets_unit_lrs else []
-        # put the schedule's rates back as soon as the step is done: Lightning steps an epoch-wise scheduler
-        # before on_train_batch_end, and a chainable one (StepLR) multiplies the rate it finds
-        self._step_hooks = [opt.register_step_post_hook(lambda *_: self._restore_lrs())
-                            for opt in trainer.optimizers] if self._groups else []
-
-    def _unit_groups(self, trainer) -> list[tuple[dict, int, float]]:
-        """Each optimiser group with the unit its parameters belong to, for a policy with per-unit rates;
-        a group that holds two units' parameters is refused (their rates could not be set apart)."""
-        if not (trainer.max_epochs or 0) > 0:
-            raise ValueError(f"LearnAndDrop(policy={self.policy!r}) sets each unit's learning rate by the share of "
-                             "the run done: give the Trainer max_epochs")
-        chain = self.engine.chain
-        unit = {id(p): i for i, u in enumerate(chain.units) for p in u.parameters()}
-        out = []
-        for opt in trainer.optimizers:
-            for g in opt.param_groups:
-                units = sorted({unit[id(p)] for p in g["params"] if id(p) in unit})
-                if len(units) > 1:
-                    raise ValueError(f"LearnAndDrop(policy={self.policy!r}) sets a learning rate per unit, but an "
-                                     f"optimiser group holds {', '.join(chain.names[i] for i in units)}: build the "
-                                     "optimiser from fastdrop.engine.unit_param_groups(self.model) (a group per unit)")
-                if units:
-                    out.append((g, units[0], g.get("initial_lr", g["lr"])))
-        return out
+        if self.engine.sets_unit_lrs:
+            if not (trainer.max_epochs or 0) > 0:
+                raise ValueError(f"LearnAndDrop(policy={self.policy!r}) sets each unit's learning rate by the share "
+                                 "of the run done: give the Trainer max_epochs")
+            for opt in trainer.optimizers:
+                self.engine.unit_groups(opt)  # refuses a group that mixes units, before the first step
+            # the schedule's rates go back as soon as the step is done: Lightning steps an epoch-wise
+            # scheduler before on_train_batch_end, and a chainable one (StepLR) multiplies the rate it finds
+            self._step_hooks = [opt.register_step_post_hook(lambda *_: self.engine.restore_lrs())
+                                for opt in trainer.optimizers]
 
     def _check_transforms(self, train_set, data) -> None:
         """Say where a random training transform meets what the cache or the drift probe holds."""
@@ -197,30 +180,14 @@ class LearnAndDrop(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self._score_on_step:  # the accumulated gradient of the step, as fastdrop scores it
             self.engine.after_backward()
-        if self._groups:
-            self._set_unit_lrs(trainer)
-
-    def _set_unit_lrs(self, trainer) -> None:
-        """The policy's rate for each group's unit, for this step; the share of the run done counts the
-        epoch's batches before this one, as fastdrop's trainer counts its samples."""
-        self._restore_lrs()  # a second optimiser's step in the same batch starts from the schedule's rates
-        n = trainer.num_training_batches
-        done = self._batch_idx / n if 0 < n < math.inf else 0.0
-        progress = (trainer.current_epoch + done) / trainer.max_epochs
-        for g, u, base in self._groups:
-            lrs = self.engine.unit_lrs(progress, base, g["lr"])
-            if lrs is None:  # the schedule's rate holds for every unit (drift before it cools one)
-                return
-            self._saved.append((g, g["lr"]))
-            g["lr"] = lrs[u]
-
-    def _restore_lrs(self) -> None:
-        for g, lr in reversed(self._saved):
-            g["lr"] = lr
-        self._saved = []
+        if self._step_hooks:  # per-unit rates: the epoch's batches before this one count as done
+            n = trainer.num_training_batches
+            done = self._batch_idx / n if 0 < n < math.inf else 0.0
+            self.engine.set_unit_lrs(optimizer, (trainer.current_epoch + done) / trainer.max_epochs)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._restore_lrs()  # a step the optimiser skipped (AMP's inf check) ran no post-step hook
+        if self._step_hooks:
+            self.engine.restore_lrs()  # a step the optimiser skipped (AMP's inf check) ran no post-step hook
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if torch.is_tensor(loss):  # Lightning divides it by the micro-batches a step accumulates
             n = _batch_size(batch)

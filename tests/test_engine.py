@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fastdrop.data import load_data
-from fastdrop.engine import Indexed, LearnAndDrop, transform_is_random
+from fastdrop.engine import Indexed, LearnAndDrop, transform_is_random, unit_param_groups
 from fastdrop.errors import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -108,6 +108,33 @@ def test_resume_prunes_the_new_optimiser_like_the_old_one(mnist):
     model.train()
     model(mnist[0][:2])
     assert not model[0][1].training and not model[1][1].training and model[2][1].training
+
+
+def test_a_per_unit_rate_policy_steps_at_its_rates_and_gives_the_schedules_back():
+    from fastdrop.policies.rules import freezeout_lr, freezeout_times
+
+    model = tiny_cnn(torch.float32)
+    opt = torch.optim.SGD(unit_param_groups(model), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    ld = LearnAndDrop(model, mode="freeze", policy="freezeout", epochs=2)
+    assert ld.sets_unit_lrs and len(opt.param_groups) == len(ld.chain.units)
+    times = freezeout_times(len(ld.chain.units), 0.8, "cubic")
+    seen = []
+    opt.register_step_pre_hook(lambda o, *_: seen.append([g["lr"] for g in o.param_groups]))
+    for progress in (0.0, 0.5):
+        with ld.unit_rates(opt, progress):
+            opt.step()
+        sched.step()
+    # each unit at FreezeOut's cosine from the initial rate, whatever StepLR had made of the group's
+    assert seen == [pytest.approx([freezeout_lr(p, r, 0.05, True) for r in times]) for p in (0.0, 0.5)]
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05 * 0.25] * len(times))  # StepLR's own
+    mixed = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(ValueError, match="unit_param_groups"):
+        ld.set_unit_lrs(mixed, 0.0)
+    flat = LearnAndDrop(tiny_cnn(torch.float32), mode="freeze", policy="learn_and_drop")
+    assert not flat.sets_unit_lrs  # and set_unit_lrs leaves any optimiser alone
+    flat.set_unit_lrs(mixed, 0.0)
+    assert [g["lr"] for g in mixed.param_groups] == [0.05]
 
 
 @pytest.mark.parametrize("kw, error, match", [
