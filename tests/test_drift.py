@@ -197,6 +197,32 @@ def test_suite_takes_delta_t_against_sgd_before_and_after_the_variants():
     assert _line("c", "drift (ours)", 0, ours, sgd, None)["dT_pct"] == 45.0  # rows without the check: sgd's T
 
 
+def test_a_suite_call_for_another_seed_keeps_the_seeds_already_run_in_its_table(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from fastdrop.bench.suite import main
+
+    def row(tag, T, A):  # a completed sgd-like row: two epochs of equal work
+        hist = [{"epoch": e, "train_time_s": T / 2, "test_acc": A, "fwd_macs_per_sample": 10.0,
+                 "dropped_units": []} for e in (1, 2)]
+        return {"tag": tag, "status": "completed", "train_time_s": T, "A": A, "history": hist,
+                "unit_macs_per_sample": [5.0, 5.0], "milestones": [1]}
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    tags = ["s0-sgd", "s0-sgd-1_2", "s0-sgd-1_4", "s1-sgd"]  # seed 1 run later, without the frontier
+    for i, t in enumerate(tags):
+        (runs / f"{i}.json").write_text(json.dumps(row(f"suite-vgg11-mnist-{t}", 40.0 / (1 + i), 90.0 + i)))
+    (runs / "x.json").write_text(json.dumps(row("suite-vgg11-mnist-cosine-s7-sgd", 1.0, 1.0)))  # another study
+    main(["--out", str(tmp_path), "--data-root", "unused", "--seeds", "1", "--configs", "vgg11-mnist",
+          "--table-only"])
+    table = pd.read_csv(tmp_path / "suite.csv")
+    assert sorted(set(table.seed)) == [0, 1] and (table.variant == "sgd").sum() == 2
+    assert "--seeds 0 1 " in (tmp_path / "README.md").read_text()
+
+
 def test_robust_time_replaces_a_burst_by_the_median_of_epochs_of_the_same_work():
     from fastdrop.bench.analysis import robust_time
 

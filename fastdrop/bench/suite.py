@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -125,6 +126,19 @@ def schedule_overrides(schedule: str, epochs: int, full_epochs: int) -> list[str
     return [f"optim.milestones=[{','.join(map(str, ms))}]"]
 
 
+def tag_prefix(name: str, schedule: str) -> str:
+    return f"suite-{name}" + ("" if schedule == "step" else f"-{schedule}")  # the step rows keep their old tags
+
+
+def recorded_seeds(out: Path, name: str, schedule: str) -> set[int]:
+    """The seeds whose sgd row of config `name` is in <out>/runs: a later call for other seeds keeps them
+    in the table instead of rewriting it without them."""
+    pat = re.compile(rf"{re.escape(tag_prefix(name, schedule))}-s(\d+)-sgd")
+    runs = out / RUNS
+    tags = (json.loads(f.read_text()).get("tag") or "" for f in runs.glob("*.json")) if runs.is_dir() else ()
+    return {int(m.group(1)) for t in tags if (m := pat.fullmatch(t))}
+
+
 def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: bool,
                  schedule: str = "step") -> tuple[list[dict], dict]:
     ov, epochs = CONFIGS[name]
@@ -138,7 +152,7 @@ def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: 
         _run(out, SOURCE_TAG, COMMON + _fmt(SOURCE, root=root), table_only, force=gone)
     base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}"] + schedule_overrides(
         schedule, epochs, epochs)
-    pre = f"suite-{name}" + ("" if schedule == "step" else f"-{schedule}")  # the step rows keep their old tags
+    pre = tag_prefix(name, schedule)
     lines, fig = [], {"frontier": [], "points": []}
     for seed in seeds:
         s = [f"seed={seed}"]
@@ -224,7 +238,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="fastdrop suite", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/suite")
     ap.add_argument("--data-root", required=True, help="a folder holding cifar10-jpeg/ and imagenette-mini/")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                    help="the seeds to run; the table holds them and every seed already run under --out")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--schedule", default="step", choices=SCHEDULES,
                     help="every row's LR schedule: step (lr / 10 after the first third: the paper's) or cosine "
@@ -236,10 +251,22 @@ def main(argv=None) -> int:
 
     from ..files import atomic_write_text
 
-    lines, missing = [], []
+    lines, missing, tabulated = [], [], set()
     for name in a.configs:
         try:
-            ls, fig = config_lines(out, name, a.seeds, a.data_root, a.table_only, a.schedule)
+            if not a.table_only:  # train what is missing, then tabulate every seed run under --out
+                config_lines(out, name, a.seeds, a.data_root, False, a.schedule)
+            seeds = sorted(set(a.seeds) | recorded_seeds(out, name, a.schedule))
+            try:
+                ls, fig = config_lines(out, name, seeds, a.data_root, True, a.schedule)
+            except NotRun as e:  # an earlier seed's study stopped part-way: the seeds asked for
+                if seeds == a.seeds:
+                    raise
+                print(f"fastdrop suite: {name}: earlier seeds not complete ({e}); tabulating --seeds only",
+                      file=sys.stderr)
+                ls, fig = config_lines(out, name, a.seeds, a.data_root, True, a.schedule)
+                seeds = a.seeds
+            tabulated.update(seeds)
         except NotRun as e:
             missing.append(str(e))
             continue
@@ -252,7 +279,7 @@ def main(argv=None) -> int:
     lr_words = ("LR / 10 after epochs // 3." if a.schedule == "step" else
                 "LR per epoch on a cosine from optim.lr towards 0 (FreezeOut: its own per-unit cosine).")
     md = ["# fastdrop suite (issue 19)", "",
-          f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, a.seeds))}"
+          f"Command: `fastdrop suite --out {a.out} --data-root <data> --seeds {' '.join(map(str, sorted(tabulated) or a.seeds))}"
           + (f" --configs {' '.join(a.configs)}" if a.configs != list(CONFIGS) else "")
           + (f" --schedule {a.schedule}" if a.schedule != "step" else "") + "`", "",
           f"Common: {' '.join(COMMON)}; {lr_words} ΔA against the same seed's sgd (no scores); ΔT "
