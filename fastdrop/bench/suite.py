@@ -209,6 +209,21 @@ def _line(name: str, variant: str, seed: int, r: dict, sgd: dict, frontier, t0: 
             "sgd_after_drift_pct": round(100 * (after["train_time_s"] / sgd["train_time_s"] - 1), 1) if after else None}
 
 
+def run_config(out: Path, name: str, seeds: list[int], root: str, table_only: bool, schedule: str):
+    """Train what is missing of `seeds`, then tabulate them with every seed already run under `out`;
+    returns (table lines, figure points, the seeds tabulated)."""
+    if not table_only:
+        config_lines(out, name, seeds, root, False, schedule)
+    every = sorted(set(seeds) | recorded_seeds(out, name, schedule))
+    try:
+        return (*config_lines(out, name, every, root, True, schedule), every)
+    except NotRun as e:  # an earlier seed's study stopped part-way: the seeds asked for
+        if every == sorted(seeds):
+            raise
+        print(f"fastdrop suite: {name}: earlier seeds not complete ({e}); tabulating --seeds only", file=sys.stderr)
+        return (*config_lines(out, name, seeds, root, True, schedule), seeds)
+
+
 def figure(path: Path, name: str, fig: dict) -> None:
     import matplotlib
 
@@ -254,18 +269,7 @@ def main(argv=None) -> int:
     lines, missing, tabulated = [], [], set()
     for name in a.configs:
         try:
-            if not a.table_only:  # train what is missing, then tabulate every seed run under --out
-                config_lines(out, name, a.seeds, a.data_root, False, a.schedule)
-            seeds = sorted(set(a.seeds) | recorded_seeds(out, name, a.schedule))
-            try:
-                ls, fig = config_lines(out, name, seeds, a.data_root, True, a.schedule)
-            except NotRun as e:  # an earlier seed's study stopped part-way: the seeds asked for
-                if seeds == a.seeds:
-                    raise
-                print(f"fastdrop suite: {name}: earlier seeds not complete ({e}); tabulating --seeds only",
-                      file=sys.stderr)
-                ls, fig = config_lines(out, name, a.seeds, a.data_root, True, a.schedule)
-                seeds = a.seeds
+            ls, fig, seeds = run_config(out, name, a.seeds, a.data_root, a.table_only, a.schedule)
             tabulated.update(seeds)
         except NotRun as e:
             missing.append(str(e))

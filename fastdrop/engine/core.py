@@ -37,6 +37,7 @@ from ..config import StrategyConfig, conf_dir
 from ..models import Chain, chain_of
 from ..strategies import STRATEGIES, RunContext
 from .datasets import as_data
+from .rates import UnitRates
 
 MODES = {"freeze": "freezing", "drop": "dropping"}  # engine mode -> fastdrop strategy
 
@@ -74,13 +75,6 @@ def prune(optimizer: torch.optim.Optimizer, params) -> int:
     for p in [p for p in optimizer.state if id(p) in cut]:
         del optimizer.state[p]
     return removed
-
-
-def unit_param_groups(model: nn.Module) -> list[dict]:
-    """One optimiser group per unit of `model` (as `fastdrop.models.chain_of` cuts it), for a policy that
-    sets a learning rate per unit (FreezeOut, drift's cooling) where the optimiser is built before the
-    engine, as in a LightningModule's configure_optimizers: SGD(unit_param_groups(self.model), lr=...)."""
-    return chain_of(model).unit_groups()
 
 
 def _num_classes(chain: Chain) -> int | None:
@@ -123,8 +117,7 @@ class LearnAndDrop:
         self._loss_sum, self._loss_n = 0.0, 0
         self._rows = None           # drop mode: the cache row of each sample this epoch
         self._held: list[nn.Module] = []
-        self._unit_groups: dict[int, list] = {}  # per optimiser: (group, unit, initial rate)
-        self._saved_lrs: list[tuple[dict, float]] = []  # the scheduled rates set_unit_lrs replaced
+        self._rates = UnitRates(self.chain, cfg.policy, self.unit_lrs)
         self._hooks = [m.register_forward_pre_hook(self._hold_cut_units_eval) for m in {id(model): model,
                                                                                       id(self.chain): self.chain}.values()]
 
@@ -214,42 +207,18 @@ class LearnAndDrop:
         return self.strategy.unit_lrs(progress, base_lr, epoch_lr)
 
     def unit_groups(self, optimizer: torch.optim.Optimizer) -> list[tuple[dict, int, float]]:
-        """(group, its unit, its initial rate) for each group of `optimizer` that holds unit parameters;
-        refuses a group that holds two units' parameters (their rates could not be set apart)."""
-        key = id(optimizer.param_groups)
-        if key not in self._unit_groups:
-            unit = {id(p): i for i, u in enumerate(self.chain.units) for p in u.parameters()}
-            out = []
-            for g in optimizer.param_groups:
-                units = sorted({unit[id(p)] for p in g["params"] if id(p) in unit})
-                if len(units) > 1:
-                    raise ValueError(f"policy {self.strategy.cfg.policy!r} sets a learning rate per unit, but an "
-                                     f"optimiser group holds {', '.join(self.chain.names[i] for i in units)}: build "
-                                     "the optimiser from fastdrop.engine.unit_param_groups(model) (a group per unit)")
-                if units:  # a scheduler's initial_lr, else the rate the group has when first seen
-                    out.append((g, units[0], g.get("initial_lr", g["lr"])))
-            self._unit_groups[key] = out
-        return self._unit_groups[key]
+        """(group, its unit, its initial rate) per group of `optimizer`; a group mixing units is refused."""
+        return self._rates.groups(optimizer)
 
     def set_unit_lrs(self, optimizer: torch.optim.Optimizer, progress: float) -> None:
         """Give each group of `optimizer` its unit's rate for the coming step (`progress`: the share of the
-        run done), from the group's own (scheduled) rate and its initial one; restore_lrs() puts the
-        scheduled rates back after the step. Nothing to do unless the policy sets per-unit rates."""
-        if not self.sets_unit_lrs:
-            return
-        self.restore_lrs()  # a second optimiser's step starts from the schedule's rates too
-        for g, u, base in self.unit_groups(optimizer):
-            lrs = self.unit_lrs(progress, base, g["lr"])
-            if lrs is None:  # the schedule's rate holds for every unit (drift before it cools one)
-                return
-            self._saved_lrs.append((g, g["lr"]))
-            g["lr"] = lrs[u]
+        run done; fastdrop.engine.rates); restore_lrs() puts the scheduled rates back after the step."""
+        if self.sets_unit_lrs:
+            self._rates.set(optimizer, progress)
 
     def restore_lrs(self) -> None:
         """Put back the rates the last set_unit_lrs replaced, so a scheduler only ever sees its own."""
-        for g, lr in reversed(self._saved_lrs):
-            g["lr"] = lr
-        self._saved_lrs = []
+        self._rates.restore()
 
     @contextmanager
     def unit_rates(self, optimizer: torch.optim.Optimizer, progress: float):
