@@ -137,6 +137,28 @@ def test_a_per_unit_rate_policy_steps_at_its_rates_and_gives_the_schedules_back(
     assert [g["lr"] for g in mixed.param_groups] == [0.05]
 
 
+def test_unit_rates_give_each_group_its_units_rate_from_its_own_scheduled_rate():
+    """drift's cooling scales the epoch's rate: each group passes its own (a classifier at 2x keeps it)."""
+    from fastdrop.engine.rates import UnitRates
+    from fastdrop.models import chain_of
+
+    model = tiny_cnn(torch.float32)
+    opt = torch.optim.SGD(unit_param_groups(model), lr=0.1)
+    opt.param_groups[-1]["lr"] = 0.2
+    calls = []
+
+    def cooled(progress, base, epoch_lr):  # the first unit at a tenth, as drift_cool=0.1 with one unit cooled
+        calls.append((progress, base, epoch_lr))
+        return [epoch_lr * 0.1] + [epoch_lr] * 3
+
+    rates = UnitRates(chain_of(model), "drift", cooled)
+    rates.set(opt, 0.3)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.1, 0.1, 0.2])
+    assert calls[0] == (0.3, 0.1, 0.1) and calls[-1] == (0.3, 0.2, 0.2)
+    rates.restore()
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1, 0.1, 0.2]
+
+
 @pytest.mark.parametrize("kw, error, match", [
     (dict(mode="prune"), ValueError, "mode must be"),
     (dict(warmpu=2), ValueError, "warmpu"),
