@@ -198,7 +198,8 @@ class LearnAndDrop:
 
     @property
     def sets_unit_lrs(self) -> bool:
-        """Whether the policy sets a learning rate per unit: the optimiser then needs `param_groups()`."""
+        """Whether the policy sets a learning rate per unit: the optimiser then needs a group per unit
+        (`param_groups()`, or `fastdrop.engine.unit_param_groups(model)` before the engine exists)."""
         return self.strategy.sets_unit_lrs
 
     def unit_lrs(self, progress: float, base_lr: float, epoch_lr: float | None = None) -> list[float] | None:
