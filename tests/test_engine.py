@@ -157,6 +157,12 @@ def test_unit_rates_give_each_group_its_units_rate_from_its_own_scheduled_rate()
     assert calls[0] == (0.3, 0.1, 0.1) and calls[-1] == (0.3, 0.2, 0.2)
     rates.restore()
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1, 0.1, 0.2]
+    # a step AMP skipped runs no post-step hook; a chainable scheduler then scales the rate set() left
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    rates.set(opt, 0.4)
+    sched.step()
+    rates.restore()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.05, 0.05, 0.1])  # the decay survives
 
 
 @pytest.mark.parametrize("kw, error, match", [

@@ -24,7 +24,7 @@ class UnitRates:
     def __init__(self, chain: Chain, policy: str, unit_lrs: Callable):
         self.chain, self.policy, self.unit_lrs = chain, policy, unit_lrs
         self._groups: dict[int, list] = {}  # per optimiser: (group, unit, initial rate)
-        self._saved: list[tuple[dict, float]] = []  # the scheduled rates the last set() replaced
+        self._saved: list[tuple[dict, float, float]] = []  # (group, scheduled rate, the rate set() gave it)
 
     def groups(self, optimizer: torch.optim.Optimizer) -> list[tuple[dict, int, float]]:
         """(group, its unit, its initial rate) for each group of `optimizer` that holds unit parameters;
@@ -50,10 +50,13 @@ class UnitRates:
             lrs = self.unit_lrs(progress, base, g["lr"])
             if lrs is None:  # the schedule's rate holds for every unit (drift before it cools one)
                 return
-            self._saved.append((g, g["lr"]))
+            self._saved.append((g, g["lr"], lrs[u]))
             g["lr"] = lrs[u]
 
     def restore(self) -> None:
-        for g, lr in reversed(self._saved):
-            g["lr"] = lr
+        """Put the scheduled rates back. A scheduler that stepped in between (an epoch's last step that AMP
+        skipped runs no post-step hook, and Lightning then steps the scheduler on the rate set() left)
+        scaled that rate: the same factor goes onto the scheduled one, so its decay is not lost."""
+        for g, lr, given in reversed(self._saved):
+            g["lr"] = lr * g["lr"] / given if given > 0 and g["lr"] != given else lr
         self._saved = []
