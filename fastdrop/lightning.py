@@ -46,6 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .engine import LearnAndDrop as Engine
 from .engine import prune, transform_is_random, unit_param_groups
+from .engine.rates import epoch_lr
 from .engine.datasets import Indexed
 from .models import chain_of
 from .registry import POLICIES
@@ -84,6 +85,7 @@ class LearnAndDrop(Callback):
         self._wrapped_at = 0                # n_cut the DDP wrapper was built for
         self._index = None
         self._loss = [0.0, 0]
+        self._lr = math.nan  # the epoch's scheduled learning rate, for the policy
         self._batch_idx = 0
         self._step_hooks: list = []  # post-step hooks that restore the scheduled rates (per-unit policies)
 
@@ -164,6 +166,9 @@ class LearnAndDrop(Callback):
     # -- the epoch --------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._loss = [0.0, 0]
+        # the epoch's scheduled rate, read before its steps: Lightning steps an epoch-wise scheduler
+        # before the last batch's end, where the decision is made
+        self._lr = epoch_lr(trainer.optimizers[0] if trainer.optimizers else None)
         self.engine.begin_epoch(trainer.current_epoch + 1)
         self._sync(trainer)
         self._rewrap_ddp(trainer)
@@ -207,7 +212,7 @@ class LearnAndDrop(Callback):
                          torch.tensor(float(self._loss[1]), dtype=torch.float64, device=dev)])
         t = trainer.strategy.reduce(t, reduce_op="sum")  # the global batch's loss: every rank decides alike
         loss = (t[0] / t[1]).item() if t[1] > 0 else math.nan
-        self.engine.end_epoch(loss=loss)
+        self.engine.end_epoch(loss=loss, lr=self._lr)
         n0 = trainer.strategy.broadcast(self.engine.n_cut, src=0)
         if n0 != self.engine.n_cut:
             raise RuntimeError(f"LearnAndDrop: ranks disagree on the cut after epoch {self.engine.epoch} "

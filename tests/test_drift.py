@@ -44,6 +44,37 @@ def test_drift_policy_keeps_first_and_previous_per_unit(compose):
     assert "never cut" in pol.decide(obs(5, [0.01], n_cut=2)).decision_reason
 
 
+def test_drift_stall_test_waits_for_the_schedule_to_lower_the_rate(compose):
+    """At the peak LR only the floor cuts; the same drifts cut by the stall test once the rate has dropped."""
+    from fastdrop.policies.rules import lr_has_dropped
+
+    assert lr_has_dropped(0.025, 0.05, 0.5) and not lr_has_dropped(0.026, 0.05, 0.5)
+    assert lr_has_dropped(math.nan, 0.05, 0.5)  # a loop that gives no rate: the rule as it was
+    cfg = compose(["strategy=dropping", "strategy.policy=drift"]).strategy
+    pol = make_policy(cfg)
+
+    def obs(e, d, lr, n_cut=0):
+        return Observation(e, [0.5] * len(d), NAMES[n_cut:n_cut + len(d)], n_cut, 0.1, 10, 40, 10, [], list(d),
+                           lr)
+
+    assert pol.decide(obs(1, [0.8, 0.8, 0.8], 0.05)).decision == "keep"
+    assert pol.decide(obs(2, [0.38, 0.6, 0.8], 0.05)).decision == "keep"
+    d = pol.decide(obs(3, [0.36, 0.6, 0.8], 0.05))  # stalled at <= half its first drift, but at the peak rate
+    assert d.decision == "keep" and "at its peak" in d.decision_reason
+    d = pol.decide(obs(4, [0.09, 0.6, 0.8], 0.05))  # under the floor: cut at any rate
+    assert d.decision == "cut" and d.n_cut == 1
+    d = pol.decide(obs(5, [0.31, 0.8], 0.005, n_cut=1))  # conv2: 0.31 <= 0.6 / 2 and >= 0.9 x 0.6? no: falling
+    assert d.decision == "keep"
+    d = pol.decide(obs(6, [0.3, 0.8], 0.005, n_cut=1))   # stalled, and the LR has dropped: cut
+    assert d.decision == "cut" and d.n_cut == 2
+    pol2 = make_policy(cfg)
+    pol2.load_state_dict(pol.state_dict())
+    assert pol2.peak_lr == 0.05  # resume keeps the peak
+    from fastdrop.config.validate import validate
+    with pytest.raises(Exception, match="drift_stall_lr"):
+        validate(compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_stall_lr=0"]))
+
+
 def test_fit_gate_by_hand():
     assert fit_gate(0.5, 2.0, 0.25) and not fit_gate(0.51, 2.0, 0.25)  # 0.25 x 2.0 = 0.5
     assert not fit_gate(0.0, 2.0, 0.0)                                 # share 0: off

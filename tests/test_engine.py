@@ -2,6 +2,7 @@
 mode serving the head from the cache (the same weights as freeze mode, in float64), resume with a pruned
 optimiser, and what it refuses."""
 import copy
+import math
 import re
 from pathlib import Path
 
@@ -135,6 +136,22 @@ def test_a_per_unit_rate_policy_steps_at_its_rates_and_gives_the_schedules_back(
     assert not flat.sets_unit_lrs  # and set_unit_lrs leaves any optimiser alone
     flat.set_unit_lrs(mixed, 0.0)
     assert [g["lr"] for g in mixed.param_groups] == [0.05]
+
+
+def test_end_epoch_hands_the_policy_the_optimisers_rate_or_the_one_given(monkeypatch):
+    from fastdrop.strategies.base import Strategy
+
+    seen, end_epoch = [], Strategy.end_epoch
+    monkeypatch.setattr(Strategy, "end_epoch", lambda self, e, loss=math.nan, lr=math.nan:
+                        seen.append(lr) or end_epoch(self, e, loss, lr))
+    model = tiny_cnn(torch.float32)
+    opt = torch.optim.SGD(unit_param_groups(model), lr=0.1)
+    opt.param_groups[-1]["lr"] = 0.2
+    ld = LearnAndDrop(model, mode="freeze", policy="none")
+    for kw in (dict(optimizer=opt), dict(optimizer=opt, lr=0.01), {}):
+        ld.begin_epoch()
+        ld.end_epoch(loss=1.0, **kw)
+    assert seen[:2] == [0.2, 0.01] and math.isnan(seen[2])  # the highest group's; the given; unknown
 
 
 def test_unit_rates_give_each_group_its_units_rate_from_its_own_scheduled_rate():

@@ -154,6 +154,25 @@ def test_per_unit_rates_start_from_the_initial_rate_and_the_scheduler_never_sees
     assert [g["lr"] for g in trainer.optimizers[0].param_groups] == pytest.approx([0.05 * 0.5 ** 2] * 3)
 
 
+def test_the_policy_sees_each_epochs_scheduled_rate_not_the_next_ones(tmp_path, monkeypatch):
+    """drift's stall test reads the epoch's LR: Lightning steps an epoch-wise scheduler before the last
+    batch's end, where the callback decides, so the rate must be read at the epoch's start."""
+    from fastdrop.data import load_data
+    from fastdrop.strategies.base import Strategy
+
+    seen, end_epoch = [], Strategy.end_epoch
+    monkeypatch.setattr(Strategy, "end_epoch", lambda self, e, loss=float("nan"), lr=float("nan"):
+                        seen.append(lr) or end_epoch(self, e, loss, lr))
+    data = load_data("mnist_mini", train_subset=96)
+    ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
+    torch.manual_seed(0)
+    block = lambda i, o: torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+    model = torch.nn.Sequential(block(1, 4), block(4, 4), torch.nn.Flatten(), torch.nn.Linear(4 * 7 * 7, 10))
+    trainer = lightning_trainer(tmp_path, 3, [LearnAndDrop(policy="none")], enable_checkpointing=False)
+    trainer.fit(Scheduled(model, None), DataLoader(ds, batch_size=48))
+    assert seen == pytest.approx([0.05, 0.025, 0.0125])
+
+
 def test_a_per_unit_rate_policy_refuses_an_optimiser_group_that_mixes_units(tmp_path):
     from fastdrop.data import load_data
 

@@ -37,7 +37,7 @@ from ..config import StrategyConfig, conf_dir
 from ..models import Chain, chain_of
 from ..strategies import STRATEGIES, RunContext
 from .datasets import as_data
-from .rates import UnitRates
+from .rates import UnitRates, epoch_lr
 
 MODES = {"freeze": "freezing", "drop": "dropping"}  # engine mode -> fastdrop strategy
 
@@ -160,13 +160,19 @@ class LearnAndDrop:
 
     __call__ = forward
 
-    def end_epoch(self, loss: float | None = None, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    def end_epoch(self, loss: float | None = None, optimizer: torch.optim.Optimizer | None = None,
+                  lr: float | None = None) -> dict:
         """Score the epoch, ask the policy, cut. `loss`: the epoch's mean training loss (default: the mean
         of the losses given to after_backward). With `optimizer`, newly cut parameters leave it (`prune`).
+        `lr`: the epoch's scheduled learning rate (default: the optimiser's highest group rate, so call this
+        before the scheduler steps); `drift` cuts a stalled unit only once the schedule has lowered it.
         Returns the epoch's record: scores, decision, decision_reason, cut_units, ..."""
         if loss is None:
             loss = float(self._loss_sum / self._loss_n) if self._loss_n else math.nan
-        rec = {"epoch": self.epoch, "train_loss": float(loss), **self.strategy.end_epoch(self.epoch, float(loss))}
+        if lr is None:
+            lr = epoch_lr(optimizer)
+        rec = {"epoch": self.epoch, "train_loss": float(loss),
+               **self.strategy.end_epoch(self.epoch, float(loss), float(lr))}
         rec["cut_units"] = self.cut_units
         self.history.append(rec)
         self._in_epoch = False

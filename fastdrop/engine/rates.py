@@ -3,6 +3,7 @@ drift's cooling): which unit each optimiser group trains, and the rates a step r
 and put back after it so that a scheduler only ever sees its own."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -16,6 +17,11 @@ def unit_param_groups(model: nn.Module) -> list[dict]:
     sets a learning rate per unit where the optimiser is built before the engine, as in a
     LightningModule's configure_optimizers: SGD(unit_param_groups(self.model), lr=...)."""
     return chain_of(model).unit_groups()
+
+
+def epoch_lr(optimizer: torch.optim.Optimizer | None) -> float:
+    """The rate the policy is told an epoch ran at: the optimiser's highest group rate (NaN without one)."""
+    return max((g["lr"] for g in optimizer.param_groups), default=math.nan) if optimizer is not None else math.nan
 
 
 class UnitRates:

@@ -22,6 +22,8 @@ loss, class count) and returns a `Decision`: the new number of cut units plus th
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 from ..registry import POLICIES
@@ -44,6 +46,7 @@ class Observation:
     epochs: int = 0         # the run's length (schedule-driven rules place their cuts by share of it)
     g: list[float] = field(default_factory=list)  # per unit: sum over its weights of |sum of g| (Eq. 2's numerator)
     drift: list[float] = field(default_factory=list)  # per unit: relative change of its probe output (drift)
+    lr: float = math.nan    # the epoch's scheduled learning rate (NaN: the loop did not say)
 
 
 @dataclass

@@ -230,6 +230,12 @@ def fit_gate(loss: float, first_loss: float, share: float) -> bool:
     return share > 0 and first_loss > 0 and loss <= share * first_loss
 
 
+def lr_has_dropped(lr: float, peak: float, share: float) -> bool:
+    """Whether the epoch's learning rate is at most `share` x the run's peak so far (the schedule has
+    lowered it); an unknown rate (NaN) counts as dropped, as the rule stood before it was asked."""
+    return math.isnan(lr) or lr <= share * peak
+
+
 def cooled_units(cooled: int, n_cut: int, n_head: int, share: float) -> int:
     """Leading chain units cooled after one more epoch of the open fit gate: `share` of the cuttable head
     (every head conv unit but the last) on top of what is already cooled or cut, never the last conv."""
@@ -246,7 +252,8 @@ def drift_cut(d: Sequence[float], first: Sequence[float], prev: Sequence[float] 
               settle: float, stall: float) -> int:
     """Leading head units whose features have stopped moving (the last conv never): a unit's drift d
     (relative change of its output over the epoch) is at most `floor`, or it has fallen to `settle` x
-    its first epoch's drift and no longer falls (d >= `stall` x the previous epoch's)."""
+    its first epoch's drift and no longer falls (d >= `stall` x the previous epoch's; a NaN there, or
+    prev None: only the floor counts)."""
     n = 0
     while n < len(d) - 1:
         x = d[n]

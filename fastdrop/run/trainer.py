@@ -124,7 +124,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         cfg, strat, w = self.cfg, self.strategy, self.world
         o = cfg.optim
-        lr = get_lr(epoch, o.lr, o.milestones, o.gamma, o.schedule, cfg.epochs) * strat.lr_scale
+        sched_lr = get_lr(epoch, o.lr, o.milestones, o.gamma, o.schedule, cfg.epochs)  # the schedule's, for the policy
+        lr = sched_lr * strat.lr_scale
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self._wrapped_at = w.rewrap(strat, self.chain, self.device, self._wrapped_at)
@@ -137,7 +138,7 @@ class Trainer:
         totals = w.all_sum(torch.stack([loss_sum, torch.tensor(float(seen), device=self.device,
                                                                dtype=torch.float64)]))
         train_loss = totals[0].item() / max(totals[1].item(), 1)  # the global batch's: every rank decides alike
-        scores = strat.end_epoch(epoch, train_loss)
+        scores = strat.end_epoch(epoch, train_loss, sched_lr)
         w.agree(strat.n_cut, f"the cut after epoch {epoch}")
         synchronize(self.device)
         train_s = w.all_max(time.perf_counter() - t0)  # T: the slowest rank's

@@ -184,8 +184,9 @@ class Strategy:
                 state = self.chain.run(state, self.first_run_unit, self.n_cut)
         return self.train_runner(state, self.n_cut)[0]
 
-    def end_epoch(self, epoch: int, train_loss: float = math.nan) -> dict:
-        """Scores of the epoch (Eqs. 1-3) and the policy's decision on them, with its trace."""
+    def end_epoch(self, epoch: int, train_loss: float = math.nan, lr: float = math.nan) -> dict:
+        """Scores of the epoch (Eqs. 1-3) and the policy's decision on them, with its trace. `lr`: the
+        epoch's scheduled learning rate (NaN: unknown)."""
         out, p, g, steps = {}, [], [], 0
         names = self.chain.names[self.n_cut: self.chain.n_conv]
         if self.scorer is not None:
@@ -200,7 +201,7 @@ class Strategy:
                 out["drift"] = dict(zip(names, drift))
             d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
                                                self.data.num_classes, steps, self.ctx.epochs, list(g),
-                                               drift))
+                                               drift, lr))
             out.update(d.record())
             if d.warning:
                 out["warnings"] = [d.warning]
