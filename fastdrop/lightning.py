@@ -113,10 +113,13 @@ class LearnAndDrop(Callback):
         loader = trainer.train_dataloader
         needs_images = self.mode == "drop" or POLICIES.get(self.policy) is not None and POLICIES[self.policy].uses_drift
         data = self.data if self.data is not None or not needs_images else getattr(loader, "dataset", None)
+        train_set = getattr(loader, "dataset", None)
+        augmented = needs_images and train_set is not None and transform_is_random(train_set)
         if needs_images:
-            self._check_transforms(getattr(loader, "dataset", None), data)
+            self._check_transforms(train_set, data, augmented)
         opts = {"seed": int(os.environ.get("PL_GLOBAL_SEED", 0)), "batch_size": getattr(loader, "batch_size", None) or 256,
-                **self.options}
+                # drift's stall test waits for the LR drop on augmented training, as fastdrop run's does
+                **({"drift_stall_lr": 0.5} if augmented else {}), **self.options}
         self.engine = Engine(self._model, self.policy, self.mode, data=data,
                              epochs=trainer.max_epochs if (trainer.max_epochs or 0) > 0 else 0,
                              cache_dir=Path(trainer.default_root_dir) / "feature_cache", **opts)
@@ -136,9 +139,9 @@ class LearnAndDrop(Callback):
             self._step_hooks = [opt.register_step_post_hook(lambda *_: self.engine.restore_lrs())
                                 for opt in trainer.optimizers]
 
-    def _check_transforms(self, train_set, data) -> None:
+    def _check_transforms(self, train_set, data, random_train: bool) -> None:
         """Say where a random training transform meets what the cache or the drift probe holds."""
-        if train_set is not None and transform_is_random(train_set):
+        if random_train:
             views = int(self.options.get("views", 1))
             if self.mode == "drop" and views == 1:
                 warnings.warn("LearnAndDrop(mode='drop'): the training transform is random, but the feature cache "

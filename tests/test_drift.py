@@ -45,17 +45,19 @@ def test_drift_policy_keeps_first_and_previous_per_unit(compose):
 
 
 def test_drift_stall_test_waits_for_the_schedule_to_lower_the_rate(compose):
-    """At the peak LR only the floor cuts; the same drifts cut by the stall test once the rate has dropped."""
-    from fastdrop.policies.rules import lr_has_dropped
+    """On an augmented split, at the peak LR only the floor cuts; the same drifts cut by the stall test once
+    the rate has dropped. Un-augmented: the stall test at any rate unless drift_stall_lr says otherwise."""
+    from fastdrop.policies.rules import lr_has_dropped, stall_lr_share
 
+    assert stall_lr_share(None, True) == 0.5 and stall_lr_share(None, False) == 1 and stall_lr_share(0.3, False) == 0.3
     assert lr_has_dropped(0.025, 0.05, 0.5) and not lr_has_dropped(0.026, 0.05, 0.5)
     assert lr_has_dropped(math.nan, 0.05, 0.5)  # a loop that gives no rate: the rule as it was
     cfg = compose(["strategy=dropping", "strategy.policy=drift"]).strategy
     pol = make_policy(cfg)
 
-    def obs(e, d, lr, n_cut=0):
+    def obs(e, d, lr, n_cut=0, augmented=True):
         return Observation(e, [0.5] * len(d), NAMES[n_cut:n_cut + len(d)], n_cut, 0.1, 10, 40, 10, [], list(d),
-                           lr)
+                           lr, augmented)
 
     assert pol.decide(obs(1, [0.8, 0.8, 0.8], 0.05)).decision == "keep"
     assert pol.decide(obs(2, [0.38, 0.6, 0.8], 0.05)).decision == "keep"
@@ -70,6 +72,14 @@ def test_drift_stall_test_waits_for_the_schedule_to_lower_the_rate(compose):
     pol2 = make_policy(cfg)
     pol2.load_state_dict(pol.state_dict())
     assert pol2.peak_lr == 0.05  # resume keeps the peak
+    plain = make_policy(cfg)  # an un-augmented split: the stall test at any rate, as before
+    for e, d in ((1, [0.8, 0.8, 0.8]), (2, [0.38, 0.6, 0.8])):
+        plain.decide(obs(e, d, 0.05, augmented=False))
+    assert plain.decide(obs(3, [0.36, 0.6, 0.8], 0.05, augmented=False)).n_cut == 1
+    forced = make_policy(compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_stall_lr=0.5"]).strategy)
+    for e, d in ((1, [0.8, 0.8, 0.8]), (2, [0.38, 0.6, 0.8])):
+        forced.decide(obs(e, d, 0.05, augmented=False))
+    assert forced.decide(obs(3, [0.36, 0.6, 0.8], 0.05, augmented=False)).n_cut == 0  # as configured
     from fastdrop.config.validate import validate
     with pytest.raises(Exception, match="drift_stall_lr"):
         validate(compose(["strategy=dropping", "strategy.policy=drift", "strategy.drift_stall_lr=0"]))
@@ -151,6 +161,19 @@ def test_drift_run_measures_the_probe_and_resumes(small_cfg, tmp_path):
     assert h[0]["decision"] == "cut"  # floor 2.0: every drift is under it, so all but the last conv go
     assert len(h[-1]["dropped_units"]) == len(row["unit_names"]) - 2
     assert "drift" in h[0] and "scores" not in h[0]  # it decides on the probe; no gradient scores paid for
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_run_tells_drift_its_scheduled_rate_and_whether_it_augments(small_cfg, tmp_path, monkeypatch, augment):
+    from fastdrop.policies.drift import Drift
+
+    seen, decide = [], Drift.decide
+    monkeypatch.setattr(Drift, "decide", lambda self, obs: seen.append((obs.lr, obs.augmented)) or decide(self, obs))
+    cfg = small_cfg(["strategy=dropping", "strategy.policy=drift"],
+                    {"epochs": 3, "optim.milestones": [2], "data.augment": augment})
+    Trainer(cfg, tmp_path / "run").fit()
+    lr = cfg.optim.lr
+    assert seen == [(pytest.approx(lr), augment), (pytest.approx(lr), augment), (pytest.approx(lr / 10), augment)]
 
 
 @pytest.mark.parametrize("policy, scored", [("drift", False), ("linear", False), ("learn_and_drop", True),

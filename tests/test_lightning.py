@@ -288,7 +288,7 @@ class RandomFlip(Dataset):
         return (x.flip(-1) if torch.rand(()) < 0.5 else x), y
 
 
-def test_drop_mode_says_when_the_training_transform_is_random(tmp_path):
+def test_drop_mode_says_when_the_training_transform_is_random_and_drift_waits_for_the_lr_drop(tmp_path):
     from fastdrop.data import load_data
 
     data = load_data("mnist_mini", train_subset=96)
@@ -303,3 +303,4 @@ def test_drop_mode_says_when_the_training_transform_is_random(tmp_path):
             Classifier(model, optim), DataLoader(ds, batch_size=48))
     assert any("data=" in str(w.message) for w in seen)
     assert cb.cut_history == [(1, 1)]
+    assert cb.engine.strategy.cfg.drift_stall_lr == 0.5  # augmented: drift's stall test waits for the LR drop

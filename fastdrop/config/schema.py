@@ -78,7 +78,8 @@ class StrategyConfig:
     drift_floor: float = 0.1          # settled: the output moved by at most this share in the epoch
     drift_settle: float = 0.5         # ... or fell to this share of its first epoch's drift
     drift_stall: float = 0.9          #     and no longer falls (>= this share of the previous epoch's)
-    drift_stall_lr: float = 0.5       # ... the latter only once the epoch's LR is at most this share of its peak
+    drift_stall_lr: Optional[float] = None  # ... the latter only at an LR <= this share of its peak (None: 0.5
+    #                                   where the training split is augmented, 1 = at any rate where it is not)
     drift_fit: float = 0.0            # fit gate: train loss <= this share of epoch 1's (0: off) ...
     drift_fit_share: float = 0.25     # ... then cut this share of the cuttable head per epoch
     drift_cool: float = 0.0           # ... or, when > 0, cool that share instead (its LR x this) and cut it once settled

@@ -47,6 +47,7 @@ class Observation:
     g: list[float] = field(default_factory=list)  # per unit: sum over its weights of |sum of g| (Eq. 2's numerator)
     drift: list[float] = field(default_factory=list)  # per unit: relative change of its probe output (drift)
     lr: float = math.nan    # the epoch's scheduled learning rate (NaN: the loop did not say)
+    augmented: bool = False  # the training split is augmented (a random transform, or fastdrop's crop + flip)
 
 
 @dataclass

@@ -230,6 +230,12 @@ def fit_gate(loss: float, first_loss: float, share: float) -> bool:
     return share > 0 and first_loss > 0 and loss <= share * first_loss
 
 
+def stall_lr_share(share: float | None, augmented: bool) -> float:
+    """The share of the peak LR under which drift's stall test may cut: as configured, else 0.5 for an
+    augmented training split (there a cut at the peak rate cost up to 5 points) and 1 (any rate) without."""
+    return share if share is not None else (0.5 if augmented else 1.0)
+
+
 def lr_has_dropped(lr: float, peak: float, share: float) -> bool:
     """Whether the epoch's learning rate is at most `share` x the run's peak so far (the schedule has
     lowered it); an unknown rate (NaN) counts as dropped, as the rule stood before it was asked."""

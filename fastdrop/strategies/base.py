@@ -184,6 +184,17 @@ class Strategy:
                 state = self.chain.run(state, self.first_run_unit, self.n_cut)
         return self.train_runner(state, self.n_cut)[0]
 
+    @property
+    def augmented(self) -> bool:
+        """Whether training sees augmented images: fastdrop's crop + flip, or a dataset that streams (its
+        transform may be random; one known to be deterministic is read into memory instead)."""
+        from ..data.dataset_input import DatasetSplit
+        try:
+            augment, train = self.data.augment, self.data.train
+        except (AttributeError, ValueError):  # the engine without training images (NoData refuses every read)
+            return False
+        return bool(augment) or isinstance(train, DatasetSplit)
+
     def end_epoch(self, epoch: int, train_loss: float = math.nan, lr: float = math.nan) -> dict:
         """Scores of the epoch (Eqs. 1-3) and the policy's decision on them, with its trace. `lr`: the
         epoch's scheduled learning rate (NaN: unknown)."""
@@ -201,7 +212,7 @@ class Strategy:
                 out["drift"] = dict(zip(names, drift))
             d = self.policy.decide(Observation(epoch, list(p), list(names), self.n_cut, train_loss,
                                                self.data.num_classes, steps, self.ctx.epochs, list(g),
-                                               drift, lr))
+                                               drift, lr, self.augmented))
             out.update(d.record())
             if d.warning:
                 out["warnings"] = [d.warning]
