@@ -13,7 +13,8 @@ LABEL = {"aug-sgd": "sgd", "aug-sgd2": "sgd (again)", "aug-drift": "drift, strat
          "aug-drift-freeze": "drift, stall at any rate, as Freezing (fresh augmentation)",
          "aug-drift-flooronly": "drift, floor only (strategy.drift_settle=0)",
          "aug-sched-pre": "schedule {12:2, 15:4} (its two pre-drop cuts, nothing after)",
-         "aug-sgd-half": "sgd, 15 epochs, drop at 7 (frontier 1/2)"}
+         "aug-sgd-half": "sgd, 15 epochs, drop at 7 (frontier 1/2)",
+         "aug-drift-floor05": "drift, default, strategy.drift_floor=0.05"}
 def label(tag):
     base = tag.rsplit("-s", 1)[0] if tag.rsplit("-s", 1)[-1].isdigit() else tag
     return LABEL.get(base, base)
