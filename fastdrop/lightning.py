@@ -49,6 +49,7 @@ from .engine import prune, transform_is_random, unit_param_groups
 from .engine.rates import epoch_lr
 from .engine.datasets import Indexed
 from .models import chain_of
+from .policies.rules import AUGMENTED_STALL_LR
 from .registry import POLICIES
 
 log = logging.getLogger(__name__)
@@ -112,14 +113,14 @@ class LearnAndDrop(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         loader = trainer.train_dataloader
         needs_images = self.mode == "drop" or POLICIES.get(self.policy) is not None and POLICIES[self.policy].uses_drift
-        data = self.data if self.data is not None or not needs_images else getattr(loader, "dataset", None)
         train_set = getattr(loader, "dataset", None)
+        data = self.data if self.data is not None or not needs_images else train_set
         augmented = needs_images and train_set is not None and transform_is_random(train_set)
         if needs_images:
             self._check_transforms(train_set, data, augmented)
         opts = {"seed": int(os.environ.get("PL_GLOBAL_SEED", 0)), "batch_size": getattr(loader, "batch_size", None) or 256,
                 # drift's stall test waits for the LR drop on augmented training, as fastdrop run's does
-                **({"drift_stall_lr": 0.5} if augmented else {}), **self.options}
+                **({"drift_stall_lr": AUGMENTED_STALL_LR} if augmented else {}), **self.options}
         self.engine = Engine(self._model, self.policy, self.mode, data=data,
                              epochs=trainer.max_epochs if (trainer.max_epochs or 0) > 0 else 0,
                              cache_dir=Path(trainer.default_root_dir) / "feature_cache", **opts)

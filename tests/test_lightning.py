@@ -134,15 +134,21 @@ class Scheduled(Classifier):
         return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)]
 
 
-def test_per_unit_rates_start_from_the_initial_rate_and_the_scheduler_never_sees_them(tmp_path):
+def two_conv_units_on_mnist():
+    """Two conv units and a classifier (three units), seeded, and 96 bundled MNIST images."""
     from fastdrop.data import load_data
-    from fastdrop.policies.rules import freezeout_lr, freezeout_times
 
     data = load_data("mnist_mini", train_subset=96)
     ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
     torch.manual_seed(0)
     block = lambda i, o: torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
-    model = torch.nn.Sequential(block(1, 4), block(4, 4), torch.nn.Flatten(), torch.nn.Linear(4 * 7 * 7, 10))
+    return torch.nn.Sequential(block(1, 4), block(4, 4), torch.nn.Flatten(), torch.nn.Linear(4 * 7 * 7, 10)), ds
+
+
+def test_per_unit_rates_start_from_the_initial_rate_and_the_scheduler_never_sees_them(tmp_path):
+    from fastdrop.policies.rules import freezeout_lr, freezeout_times
+
+    model, ds = two_conv_units_on_mnist()
     rates = Rates()
     trainer = lightning_trainer(tmp_path, 2, [LearnAndDrop(policy="freezeout"), rates], enable_checkpointing=False)
     trainer.fit(Scheduled(model, None), DataLoader(ds, batch_size=48))
@@ -157,17 +163,12 @@ def test_per_unit_rates_start_from_the_initial_rate_and_the_scheduler_never_sees
 def test_the_policy_sees_each_epochs_scheduled_rate_not_the_next_ones(tmp_path, monkeypatch):
     """drift's stall test reads the epoch's LR: Lightning steps an epoch-wise scheduler before the last
     batch's end, where the callback decides, so the rate must be read at the epoch's start."""
-    from fastdrop.data import load_data
     from fastdrop.strategies.base import Strategy
 
     seen, end_epoch = [], Strategy.end_epoch
     monkeypatch.setattr(Strategy, "end_epoch", lambda self, e, loss=float("nan"), lr=float("nan"):
                         seen.append(lr) or end_epoch(self, e, loss, lr))
-    data = load_data("mnist_mini", train_subset=96)
-    ds = TensorDataset(data.normalize(data.train.x, torch.float32), data.train.y)
-    torch.manual_seed(0)
-    block = lambda i, o: torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
-    model = torch.nn.Sequential(block(1, 4), block(4, 4), torch.nn.Flatten(), torch.nn.Linear(4 * 7 * 7, 10))
+    model, ds = two_conv_units_on_mnist()
     trainer = lightning_trainer(tmp_path, 3, [LearnAndDrop(policy="none")], enable_checkpointing=False)
     trainer.fit(Scheduled(model, None), DataLoader(ds, batch_size=48))
     assert seen == pytest.approx([0.05, 0.025, 0.0125])

@@ -230,10 +230,14 @@ def fit_gate(loss: float, first_loss: float, share: float) -> bool:
     return share > 0 and first_loss > 0 and loss <= share * first_loss
 
 
+AUGMENTED_STALL_LR = 0.5  # drift's stall test on an augmented split: once the LR is at most half its peak
+
+
 def stall_lr_share(share: float | None, augmented: bool) -> float:
-    """The share of the peak LR under which drift's stall test may cut: as configured, else 0.5 for an
-    augmented training split (there a cut at the peak rate cost up to 5 points) and 1 (any rate) without."""
-    return share if share is not None else (0.5 if augmented else 1.0)
+    """The share of the peak LR under which drift's stall test may cut: as configured, else
+    AUGMENTED_STALL_LR for an augmented training split (there a cut at the peak rate cost up to 5 points)
+    and 1 (any rate) without."""
+    return share if share is not None else (AUGMENTED_STALL_LR if augmented else 1.0)
 
 
 def lr_has_dropped(lr: float, peak: float, share: float) -> bool:
