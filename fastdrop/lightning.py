@@ -49,7 +49,6 @@ from .engine import prune, transform_is_random, unit_param_groups
 from .engine.rates import epoch_lr
 from .engine.datasets import Indexed
 from .models import chain_of
-from .policies.rules import AUGMENTED_STALL_LR
 from .registry import POLICIES
 
 log = logging.getLogger(__name__)
@@ -118,9 +117,9 @@ class LearnAndDrop(Callback):
         augmented = needs_images and train_set is not None and transform_is_random(train_set)
         if needs_images:
             self._check_transforms(train_set, data, augmented)
+        # augmented: drift's stall test waits for the LR drop, as fastdrop run's does
         opts = {"seed": int(os.environ.get("PL_GLOBAL_SEED", 0)), "batch_size": getattr(loader, "batch_size", None) or 256,
-                # drift's stall test waits for the LR drop on augmented training, as fastdrop run's does
-                **({"drift_stall_lr": AUGMENTED_STALL_LR} if augmented else {}), **self.options}
+                "augmented": augmented, **self.options}
         self.engine = Engine(self._model, self.policy, self.mode, data=data,
                              epochs=trainer.max_epochs if (trainer.max_epochs or 0) > 0 else 0,
                              cache_dir=Path(trainer.default_root_dir) / "feature_cache", **opts)

@@ -211,3 +211,27 @@ def test_a_random_transform_is_recognised_without_touching_the_callers_rng(mnist
     state = torch.get_rng_state()
     assert transform_is_random(Flipping(x, True)) and not transform_is_random(Flipping(x, False))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_a_loop_that_augments_says_so_and_drift_waits_for_the_lr_drop(mnist, augmented):
+    """augmented=True is the engine's copy of fastdrop run's data.augment: at the peak rate only drift's floor
+    may cut, so the stall test (the only one these options leave: floor 0, every drift 'settled and stalled')
+    cuts at epoch 2 where the loop does not augment and waits where it does, until the rate is lowered."""
+    x, y = mnist
+    model = tiny_cnn(torch.float32)
+    ld = LearnAndDrop(model, mode="freeze", policy="drift", data=TensorDataset(x.float(), y), warmup=0,
+                      drift_floor=0.0, drift_settle=100.0, drift_stall=0.0, augmented=augmented)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    cuts = []
+    for lr in (0.05, 0.05, 0.005):
+        ld.begin_epoch()
+        for i in range(0, len(y), 64):
+            loss = F.cross_entropy(model(x[i:i + 64].float()), y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        cuts.append(ld.end_epoch(loss=loss.item(), lr=lr)["decision"])
+    # epoch 1 has no previous drift to stall against; un-augmented, epoch 2 cuts both cuttable units at once
+    assert cuts == (["keep", "keep", "cut"] if augmented else ["keep", "cut", "keep"])
+    assert ld.n_cut == 2

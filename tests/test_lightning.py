@@ -304,4 +304,5 @@ def test_drop_mode_says_when_the_training_transform_is_random_and_drift_waits_fo
             Classifier(model, optim), DataLoader(ds, batch_size=48))
     assert any("data=" in str(w.message) for w in seen)
     assert cb.cut_history == [(1, 1)]
-    assert cb.engine.strategy.cfg.drift_stall_lr == 0.5  # augmented: drift's stall test waits for the LR drop
+    # a random transform: the engine is told the loop augments (drift's stall test then waits for the LR drop)
+    assert cb.engine.strategy.augmented and cb.engine.strategy.cfg.drift_stall_lr is None

@@ -91,6 +91,8 @@ class LearnAndDrop:
     num_classes: for the policies' loss test (ln K); default: the classifier's last Linear.
     epochs: the run's length, for the policies that place their cuts by share of it.
     views: drop mode's cached views per image (1: un-augmented; K: plain, flip, K-2 random crops).
+    augmented: your loop trains on randomly augmented images (`data` stays the plain set): `drift` then
+      cuts a stalled unit only once the schedule has lowered the LR, as `fastdrop run` does with augmentation.
     seed, batch_size, eval_batch_size, cache_dir: the run context of the strategy (view draws, chunk
       size when building the cache, where a disk cache goes).
     options: any other `strategy.*` key of the config (warmup, start_loss, drift_floor, schedule, ...).
@@ -99,7 +101,7 @@ class LearnAndDrop:
     def __init__(self, model: nn.Module, policy: str = "learn_and_drop", mode: str = "freeze", *, data=None,
                  num_classes: int | None = None, epochs: int = 0, views: int = 1, seed: int = 0,
                  batch_size: int = 256, eval_batch_size: int = 256, cache_dir: str | Path | None = None,
-                 **options):
+                 augmented: bool = False, **options):
         self.model, self.chain, self.mode = model, chain_of(model), mode
         options["cache"] = {"views": views, **options.get("cache", {})}
         cfg = strategy_config(mode, policy, epochs, **options)
@@ -109,7 +111,7 @@ class LearnAndDrop:
             raise ValueError("pass num_classes=: the model's classifier has no nn.Linear to read it from")
         run_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / f"fastdrop-engine-{os.getpid()}-{id(self)}"
         ctx = RunContext(device=p.device, dtype=p.dtype, seed=seed, batch_size=batch_size,
-                         eval_batch_size=eval_batch_size, run_dir=run_dir, epochs=epochs)
+                         eval_batch_size=eval_batch_size, run_dir=run_dir, epochs=epochs, loop_augments=bool(augmented))
         self.strategy = STRATEGIES[MODES[mode]](cfg, self.chain, as_data(data, k, p.device), ctx)
         self.epoch = 0              # the epoch begun last (1-based)
         self.history: list[dict] = []  # end_epoch's records

@@ -48,6 +48,7 @@ class RunContext:
     epochs: int = 0                             # the run's length in epochs
     rank: int = 0                               # data-parallel rank and world size (fastdrop.run.distributed)
     world_size: int = 1
+    loop_augments: bool = False                 # a loop of its own augments its images (the engine's augmented=)
 
     @property
     def cache_dir(self) -> Path:
@@ -186,9 +187,12 @@ class Strategy:
 
     @property
     def augmented(self) -> bool:
-        """Whether training sees augmented images: fastdrop's crop + flip, or a dataset that streams (its
-        transform may be random; one known to be deterministic is read into memory instead)."""
+        """Whether training sees augmented images: fastdrop's crop + flip, a dataset that streams (its
+        transform may be random; one known to be deterministic is read into memory instead), or a loop of
+        its own that says it augments."""
         from ..data.dataset_input import DatasetSplit
+        if self.ctx.loop_augments:
+            return True
         try:
             augment, train = self.data.augment, self.data.train
         except (AttributeError, ValueError):  # the engine without training images (NoData refuses every read)
