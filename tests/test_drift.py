@@ -226,6 +226,18 @@ def test_suite_schedules():
     assert schedule_overrides("cosine", 7, 15) == ["optim.schedule=cosine", "optim.milestones=[]"]
 
 
+def test_a_suite_configs_own_values_win_over_the_common_ones(compose):
+    """The overrides a suite row trains with: COMMON first, then the config's own (they once came the other way
+    round, and the fine-tuning entry's lr 0.01 / batch 64 silently lost to COMMON's 0.05 / 128)."""
+    from fastdrop.bench.suite import base_overrides
+
+    ft = compose(base_overrides("vgg11-finetune", "/data", "/src"))
+    assert (ft.optim.lr, ft.batch_size, ft.data.augment, ft.data.test_subset) == (0.05, 128, True, None)
+    assert (ft.epochs, list(ft.optim.milestones), ft.model.weights) == (12, [4], "/src")
+    assert compose(base_overrides("resnet50-mnist-lr02", "/data", "")).optim.lr == 0.02
+    assert compose(base_overrides("resnet50-mnist", "/data", "")).optim.lr == 0.05
+
+
 def test_frontier_and_convergence_helpers():
     pts = [(10.0, 90.0), (20.0, 95.0), (40.0, 97.0)]
     assert frontier_acc(pts, 5.0) == 90.0 and frontier_acc(pts, 15.0) == pytest.approx(92.5)

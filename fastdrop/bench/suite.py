@@ -121,6 +121,13 @@ def recorded_seeds(out: Path, name: str, schedule: str) -> set[int]:
     return {int(m.group(1)) for t in tags if (m := pat.fullmatch(t))}
 
 
+def base_overrides(name: str, root: str, source: str, schedule: str = "step") -> list[str]:
+    """Config `name`'s full-length run: COMMON, then the config's own overrides (its values win), its epochs
+    and the schedule."""
+    ov, epochs = ALL_CONFIGS[name]
+    return COMMON + _fmt(ov, root=root, source=source) + [f"epochs={epochs}"] + schedule_overrides(schedule, epochs, epochs)
+
+
 def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: bool,
                  schedule: str = "step") -> tuple[list[dict], dict]:
     ov, epochs = ALL_CONFIGS[name]
@@ -132,8 +139,7 @@ def config_lines(out: Path, name: str, seeds: list[int], root: str, table_only: 
         # came out different is visible in the rows.
         gone = not table_only and not (Path(source) / "weights.pt").is_file()
         _run(out, SOURCE_TAG, COMMON + _fmt(SOURCE, root=root), table_only, force=gone)
-    base = _fmt(ov, root=root, source=source) + COMMON + [f"epochs={epochs}"] + schedule_overrides(
-        schedule, epochs, epochs)
+    base = base_overrides(name, root, source, schedule)
     pre = tag_prefix(name, schedule)
     lines, fig = [], {"frontier": [], "points": []}
     for seed in seeds:
