@@ -57,12 +57,15 @@ def mnist():
     return d.normalize(d.train.x, torch.float64), d.train.y
 
 
-def train(model, ds, mode, epochs=3, **kw):
-    """A plain loop in the README's shape (drop mode reads indices), batches in a seeded order."""
+def train(model, ds, mode, epochs=3, lrs=None, **kw):
+    """A plain loop in the README's shape (drop mode reads indices), batches in a seeded order; `lrs`: the
+    optimiser's rate in each epoch (default 0.05 throughout), as a scheduler would set it."""
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     ld = LearnAndDrop(model, mode=mode, data=ds, eval_batch_size=64, **kw)
     g = torch.Generator().manual_seed(1)
-    for _ in range(epochs):
+    for e in range(epochs):
+        if lrs is not None:
+            opt.param_groups[0]["lr"] = lrs[e]
         ld.begin_epoch()
         for x, y, i in DataLoader(Indexed(ds), batch_size=48, shuffle=True, generator=g):
             loss = F.cross_entropy(ld(x, i), y)
@@ -219,19 +222,9 @@ def test_a_loop_that_augments_says_so_and_drift_waits_for_the_lr_drop(mnist, aug
     may cut, so the stall test (the only one these options leave: floor 0, every drift 'settled and stalled')
     cuts at epoch 2 where the loop does not augment and waits where it does, until the rate is lowered."""
     x, y = mnist
-    model = tiny_cnn(torch.float32)
-    ld = LearnAndDrop(model, mode="freeze", policy="drift", data=TensorDataset(x.float(), y), warmup=0,
-                      drift_floor=0.0, drift_settle=100.0, drift_stall=0.0, augmented=augmented)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    cuts = []
-    for lr in (0.05, 0.05, 0.005):
-        ld.begin_epoch()
-        for i in range(0, len(y), 64):
-            loss = F.cross_entropy(model(x[i:i + 64].float()), y[i:i + 64])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        cuts.append(ld.end_epoch(loss=loss.item(), lr=lr)["decision"])
+    ld, _ = train(tiny_cnn(torch.float32), TensorDataset(x.float(), y), "freeze", lrs=[0.05, 0.05, 0.005],
+                  policy="drift", warmup=0, drift_floor=0.0, drift_settle=100.0, drift_stall=0.0, augmented=augmented)
+    cuts = [h["decision"] for h in ld.history]
     # epoch 1 has no previous drift to stall against; un-augmented, epoch 2 cuts both cuttable units at once
     assert cuts == (["keep", "keep", "cut"] if augmented else ["keep", "cut", "keep"])
     assert ld.n_cut == 2
